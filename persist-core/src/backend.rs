@@ -1,0 +1,153 @@
+//! The storage a [`crate::Store`] writes generations to: small and object-store-like.
+//!
+//! Keys are `/`-separated relative paths such as `exit_agent/00000000000000000042.pst`. A backend
+//! guarantees four things, which the store relies on:
+//!
+//! 1. **Create-only.** [`Backend::put_new`] never replaces an existing object; a second writer of
+//!    the same key gets [`BackendError::AlreadyExists`].
+//! 2. **All or nothing.** An object is visible to [`Backend::get`] and [`Backend::list`] only
+//!    once [`NewObject::commit`] returned `Ok`, and then with every byte written.
+//! 3. **Durable on acknowledgement.** When `commit` returns `Ok`, the object survives a crash or
+//!    power cut. A failed durability step (an `fsync`) is reported as an error, never retried and
+//!    never turned into success.
+//! 4. **No litter.** A dropped or aborted [`NewObject`] leaves no visible object.
+
+use std::fmt;
+use std::ops::Deref;
+
+use rkyv::util::AlignedVec;
+
+/// What went wrong in a backend. Backends map their own failures onto these variants.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// `put_new` found the key taken.
+    #[error("{key} already exists in {location}")]
+    AlreadyExists {
+        /// The backend's location.
+        location: String,
+        /// The key.
+        key: String,
+    },
+    /// `get` or `delete` found no such object.
+    #[error("{key} not found in {location}")]
+    NotFound {
+        /// The backend's location.
+        location: String,
+        /// The key.
+        key: String,
+    },
+    /// The device is full (ENOSPC or a quota). Nothing was committed.
+    #[error("no space left in {location} while writing {key}")]
+    NoSpace {
+        /// The backend's location.
+        location: String,
+        /// The key being written.
+        key: String,
+    },
+    /// Credentials or permissions were refused.
+    #[error("access denied to {location}: {message}")]
+    AccessDenied {
+        /// The backend's location.
+        location: String,
+        /// The backend's message.
+        message: String,
+    },
+    /// An I/O error with the operation that failed.
+    #[error("{op} {key} in {location}: {source}")]
+    Io {
+        /// What was being done (`write`, `fsync`, `rename`, …).
+        op: &'static str,
+        /// The backend's location.
+        location: String,
+        /// The key, or the directory.
+        key: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Any other failure of a remote backend.
+    #[error("{location}: {message}")]
+    Other {
+        /// The backend's location.
+        location: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// One object found by [`Backend::list`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object's key, relative to the backend's root.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The bytes of an object, 16-byte aligned so that an rkyv payload at offset 160 can be accessed
+/// in place.
+#[derive(Debug)]
+pub struct ObjectBytes(AlignedVec);
+
+impl ObjectBytes {
+    /// Wraps an aligned buffer.
+    pub fn new(bytes: AlignedVec) -> Self {
+        ObjectBytes(bytes)
+    }
+
+    /// Copies unaligned bytes into an aligned buffer.
+    pub fn copy_from(bytes: &[u8]) -> Self {
+        let mut v = AlignedVec::with_capacity(bytes.len());
+        v.extend_from_slice(bytes);
+        ObjectBytes(v)
+    }
+}
+
+impl Deref for ObjectBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// An object being written: bytes go in with [`NewObject::write`]; [`NewObject::commit`] makes
+/// it durable and visible. Dropping it without `commit` discards it.
+pub trait NewObject: Send {
+    /// Appends bytes.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), BackendError>;
+    /// Makes the object durable and visible under its key, failing with
+    /// [`BackendError::AlreadyExists`] if the key was taken meanwhile.
+    fn commit(self: Box<Self>) -> Result<(), BackendError>;
+}
+
+/// Storage for generations. See the module docs for the guarantees an implementation gives.
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Where this backend stores (a path or a URL), for messages.
+    fn location(&self) -> String;
+
+    /// Starts writing a new object that must not exist yet.
+    fn begin_put(&self, key: &str) -> Result<Box<dyn NewObject + '_>, BackendError>;
+
+    /// Reads a whole object.
+    fn get(&self, key: &str) -> Result<ObjectBytes, BackendError>;
+
+    /// Lists the committed objects whose keys start with `prefix` (a directory ending in `/`).
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError>;
+
+    /// Deletes an object. Deleting a missing object is [`BackendError::NotFound`].
+    fn delete(&self, key: &str) -> Result<(), BackendError>;
+
+    /// Free bytes available for new objects, if the backend can tell (a filesystem can; object
+    /// storage cannot).
+    fn free_space(&self) -> Result<Option<u64>, BackendError> {
+        Ok(None)
+    }
+
+    /// Writes a whole new object from parts in one call.
+    fn put_new(&self, key: &str, parts: &[&[u8]]) -> Result<(), BackendError> {
+        let mut obj = self.begin_put(key)?;
+        for part in parts {
+            obj.write(part)?;
+        }
+        obj.commit()
+    }
+}

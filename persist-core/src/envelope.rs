@@ -1,0 +1,421 @@
+//! The signed envelope: a fixed little-endian header, the rkyv payload, and an HMAC-SHA256 tag.
+//!
+//! The byte layout is documented in `docs/FORMAT.md`; the constants below are its source of
+//! truth. Invariants that [`open`] enforces, in this order, before anything is handed out:
+//!
+//! 1. the input is at least `HEADER_LEN + TAG_LEN` bytes and starts with [`MAGIC`];
+//! 2. the key id names a key of the ring, and the tag (the last 32 bytes) verifies in constant
+//!    time over [`DOMAIN`] followed by every byte before the tag;
+//! 3. the now-authentic header is well formed (format version, zero flags and reserved bytes,
+//!    header length, payload length that accounts for every byte, a valid schema name, the rkyv
+//!    format of this build);
+//! 4. the header matches what the caller expects (schema name, sequence number, version range).
+//!
+//! Validation of the payload itself (rkyv's bytecheck) is the caller's fifth step, done by
+//! [`crate::Persist::decode`], because only the caller knows the payload's type.
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::key::{Key, KeyId, Keyring};
+use crate::schema::{Fingerprint, RkyvFormat};
+
+/// The first eight bytes of every generation (PNG-style: a high byte, a name, and line endings
+/// that reveal a text-mode transfer).
+pub const MAGIC: [u8; 8] = *b"\x89PST\r\n\x1a\n";
+/// The envelope format this build writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+/// The header's length; the payload starts here, 16-byte aligned.
+pub const HEADER_LEN: usize = 160;
+/// The HMAC-SHA256 tag's length, at the end of the envelope.
+pub const TAG_LEN: usize = 32;
+/// The longest schema name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// The domain-separation string the tag covers before the envelope's bytes.
+pub const DOMAIN: &[u8] = b"persist/envelope/v1\0";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The fields of an envelope header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The id of the key that signed the envelope.
+    pub key_id: KeyId,
+    /// The schema name (also the generation's directory or key prefix).
+    pub name: String,
+    /// The schema version of the payload.
+    pub schema_version: u32,
+    /// The layout fingerprint of the payload's type at that version.
+    pub fingerprint: Fingerprint,
+    /// The rkyv format the payload was written in.
+    pub rkyv_format: RkyvFormat,
+    /// The generation's sequence number (also in its file or object name).
+    pub sequence: u64,
+    /// When the generation was sealed, in nanoseconds since the Unix epoch (UTC).
+    pub created_at_nanos: u64,
+    /// The payload's length in bytes.
+    pub payload_len: u64,
+}
+
+/// What the caller expects of an envelope's header. `None` fields are not checked.
+#[derive(Clone, Debug, Default)]
+pub struct Expect<'a> {
+    /// The schema name the generation must carry.
+    pub name: Option<&'a str>,
+    /// The sequence number the generation must carry (the one in its file name).
+    pub sequence: Option<u64>,
+    /// The oldest schema version accepted.
+    pub min_version: Option<u32>,
+    /// The newest schema version this binary knows.
+    pub max_version: Option<u32>,
+}
+
+/// Why an envelope was rejected. Every failure of [`open`] has its own variant.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// Shorter than a header and a tag: a truncated or empty file.
+    #[error("truncated: {len} bytes, fewer than the {min} of an empty envelope")]
+    Truncated {
+        /// The length found.
+        len: u64,
+        /// The smallest valid length.
+        min: u64,
+    },
+    /// The first eight bytes are not [`MAGIC`].
+    #[error("not a persist generation (bad magic)")]
+    BadMagic,
+    /// The header names a key the ring does not hold.
+    #[error("signed with unknown key id {0}")]
+    UnknownKey(KeyId),
+    /// The HMAC tag does not verify: corruption or tampering.
+    #[error("HMAC tag does not verify (corrupted or tampered)")]
+    BadTag,
+    /// A format version this build cannot read.
+    #[error("envelope format version {found} is not supported (this build reads {FORMAT_VERSION})")]
+    UnsupportedFormat {
+        /// The version found.
+        found: u16,
+    },
+    /// Flags or reserved bytes that should be zero are not.
+    #[error("reserved header bits are set: {0}")]
+    Reserved(&'static str),
+    /// The lengths in the header do not account for the envelope's bytes.
+    #[error(
+        "length mismatch: header length {header_len} + payload {payload_len} + tag {TAG_LEN} \
+         != {total} bytes"
+    )]
+    LengthMismatch {
+        /// The header length field.
+        header_len: u32,
+        /// The payload length field.
+        payload_len: u64,
+        /// The envelope's actual length.
+        total: u64,
+    },
+    /// The schema name is empty, too long or has characters outside `[A-Za-z0-9_.-]`.
+    #[error("invalid schema name: {0}")]
+    InvalidName(String),
+    /// The payload was written by an rkyv format this build does not read.
+    #[error("payload written in rkyv format {found}, this build reads {expected}")]
+    RkyvFormat {
+        /// The format found.
+        found: RkyvFormat,
+        /// This build's format.
+        expected: RkyvFormat,
+    },
+    /// The generation belongs to another state (copied or renamed).
+    #[error("generation belongs to state {found:?}, expected {expected:?}")]
+    WrongName {
+        /// The name the caller expected.
+        expected: String,
+        /// The name in the signed header.
+        found: String,
+    },
+    /// The generation's sequence number is not the one of its file name (renamed).
+    #[error("generation carries sequence {found}, but its name says {expected}")]
+    WrongSequence {
+        /// The sequence the caller expected (from the file name).
+        expected: u64,
+        /// The sequence in the signed header.
+        found: u64,
+    },
+    /// Written by a newer program: this binary does not know that version.
+    #[error("schema version {found} is newer than the newest this binary knows ({newest_known})")]
+    FutureVersion {
+        /// The version found.
+        found: u32,
+        /// The newest version this binary knows.
+        newest_known: u32,
+    },
+    /// Older than the oldest version this binary can migrate from.
+    #[error(
+        "schema version {found} is older than the oldest this binary migrates from ({oldest_known})"
+    )]
+    VersionTooOld {
+        /// The version found.
+        found: u32,
+        /// The oldest version this binary knows.
+        oldest_known: u32,
+    },
+}
+
+/// An envelope that passed every check of [`open`]: its header and a borrow of its payload.
+#[derive(Debug)]
+pub struct Opened<'a> {
+    /// The verified header.
+    pub header: Header,
+    /// The payload, 16-byte aligned if the input was.
+    pub payload: &'a [u8],
+}
+
+/// Checks a schema name: 1 to 64 bytes of `[A-Za-z0-9_.-]`, not starting with a dot (names are
+/// directory names and key prefixes, so no path can be smuggled in).
+///
+/// ```
+/// assert!(persist_core::envelope::validate_name("exit_agent").is_ok());
+/// assert!(persist_core::envelope::validate_name("../etc").is_err());
+/// ```
+pub fn validate_name(name: &str) -> Result<(), EnvelopeError> {
+    let ok_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.');
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || name.starts_with('.')
+        || !name.bytes().all(ok_char)
+    {
+        return Err(EnvelopeError::InvalidName(name.escape_debug().to_string()));
+    }
+    Ok(())
+}
+
+impl Header {
+    /// Encodes the header into its fixed 160 bytes.
+    ///
+    /// Fails only if the name is invalid.
+    pub fn encode(&self) -> Result<[u8; HEADER_LEN], EnvelopeError> {
+        validate_name(&self.name)?;
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        // 10..12: flags, zero.
+        b[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+        b[16..24].copy_from_slice(&self.key_id.0);
+        b[24..28].copy_from_slice(&self.schema_version.to_le_bytes());
+        b[28] = self.rkyv_format.version;
+        b[29] = self.rkyv_format.flags;
+        b[30] = self.name.len() as u8;
+        // 31: reserved, zero.
+        b[32..64].copy_from_slice(&self.fingerprint.0);
+        b[64..72].copy_from_slice(&self.sequence.to_le_bytes());
+        b[72..80].copy_from_slice(&self.created_at_nanos.to_le_bytes());
+        b[80..88].copy_from_slice(&self.payload_len.to_le_bytes());
+        b[88..88 + self.name.len()].copy_from_slice(self.name.as_bytes());
+        // 152..160: reserved, zero.
+        Ok(b)
+    }
+
+    /// Decodes a header **without verifying the tag**: for `persist inspect` and for choosing the
+    /// key. Never trust its fields before [`open`] succeeds.
+    pub fn decode_unverified(bytes: &[u8]) -> Result<Header, EnvelopeError> {
+        let min = (HEADER_LEN + TAG_LEN) as u64;
+        if (bytes.len() as u64) < min {
+            return Err(EnvelopeError::Truncated {
+                len: bytes.len() as u64,
+                min,
+            });
+        }
+        if bytes[0..8] != MAGIC {
+            return Err(EnvelopeError::BadMagic);
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+        let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
+        let name_len = usize::from(bytes[30]).min(MAX_NAME_LEN);
+        Ok(Header {
+            key_id: KeyId(bytes[16..24].try_into().expect("8 bytes")),
+            name: String::from_utf8_lossy(&bytes[88..88 + name_len]).into_owned(),
+            schema_version: u32_at(24),
+            fingerprint: Fingerprint(bytes[32..64].try_into().expect("32 bytes")),
+            rkyv_format: RkyvFormat {
+                version: bytes[28],
+                flags: bytes[29],
+            },
+            sequence: u64_at(64),
+            created_at_nanos: u64_at(72),
+            payload_len: u64_at(80),
+        })
+    }
+
+    /// The creation time as a [`std::time::SystemTime`].
+    pub fn created_at(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(self.created_at_nanos)
+    }
+}
+
+/// Computes the tag over the domain string, the encoded header and the payload.
+///
+/// This is the expensive half of sealing; [`crate::Store`] runs it beside the write of a large
+/// payload so hashing overlaps I/O.
+pub fn tag(key: &Key, header: &[u8; HEADER_LEN], payload: &[u8]) -> [u8; TAG_LEN] {
+    let mut mac = new_mac(key);
+    mac.update(header);
+    mac.update(payload);
+    mac.finalize().into_bytes().into()
+}
+
+/// Seals a payload into one contiguous envelope signed with the ring's current key.
+///
+/// `header.key_id` and `header.payload_len` are set from the key and the payload.
+///
+/// ```
+/// use persist_core::envelope::{self, Expect, Header};
+/// use persist_core::{Fingerprint, Key, Keyring, RkyvFormat};
+/// let ring = Keyring::new(Key::from_bytes(vec![9; 32]).unwrap());
+/// let header = Header {
+///     key_id: ring.current().id(),
+///     name: "demo".into(),
+///     schema_version: 1,
+///     fingerprint: Fingerprint([0; 32]),
+///     rkyv_format: RkyvFormat::CURRENT,
+///     sequence: 7,
+///     created_at_nanos: 0,
+///     payload_len: 0,
+/// };
+/// let bytes = envelope::seal(&ring, header, b"hello").unwrap();
+/// let opened = envelope::open(&ring, &bytes, &Expect { sequence: Some(7), ..Expect::default() }).unwrap();
+/// assert_eq!(opened.payload, b"hello");
+/// ```
+pub fn seal(ring: &Keyring, mut header: Header, payload: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+    header.key_id = ring.current().id();
+    header.payload_len = payload.len() as u64;
+    let head = header.encode()?;
+    let tag = tag(ring.current(), &head, payload);
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + TAG_LEN);
+    out.extend_from_slice(&head);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Verifies an envelope and checks its header against `expect`. See the module docs for the
+/// order of the checks; nothing is returned unless all pass.
+pub fn open<'a>(
+    ring: &Keyring,
+    bytes: &'a [u8],
+    expect: &Expect<'_>,
+) -> Result<Opened<'a>, EnvelopeError> {
+    let header = Header::decode_unverified(bytes)?;
+    let key = ring
+        .get(header.key_id)
+        .ok_or(EnvelopeError::UnknownKey(header.key_id))?;
+    let (signed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+    let mut mac = new_mac(key);
+    mac.update(signed);
+    mac.verify_slice(tag).map_err(|_| EnvelopeError::BadTag)?;
+
+    check_structure(bytes)?;
+    check_expectations(&header, expect)?;
+    let end = bytes.len() - TAG_LEN;
+    Ok(Opened {
+        header,
+        payload: &bytes[HEADER_LEN..end],
+    })
+}
+
+/// Checks the authentic header's own consistency.
+fn check_structure(bytes: &[u8]) -> Result<(), EnvelopeError> {
+    let format = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if format != FORMAT_VERSION {
+        return Err(EnvelopeError::UnsupportedFormat { found: format });
+    }
+    if bytes[10..12] != [0, 0] {
+        return Err(EnvelopeError::Reserved("flags"));
+    }
+    if bytes[31] != 0 || bytes[152..160].iter().any(|&b| b != 0) {
+        return Err(EnvelopeError::Reserved("reserved bytes"));
+    }
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
+    let payload_len = u64::from_le_bytes(bytes[80..88].try_into().expect("8 bytes"));
+    let total = bytes.len() as u64;
+    let expected_total = u64::from(header_len)
+        .checked_add(payload_len)
+        .and_then(|n| n.checked_add(TAG_LEN as u64));
+    if header_len as usize != HEADER_LEN || expected_total != Some(total) {
+        return Err(EnvelopeError::LengthMismatch {
+            header_len,
+            payload_len,
+            total,
+        });
+    }
+    let name_len = usize::from(bytes[30]);
+    if name_len > MAX_NAME_LEN || bytes[88 + name_len..152].iter().any(|&b| b != 0) {
+        return Err(EnvelopeError::InvalidName(format!("length {name_len}")));
+    }
+    let name = std::str::from_utf8(&bytes[88..88 + name_len])
+        .map_err(|_| EnvelopeError::InvalidName("not UTF-8".into()))?;
+    validate_name(name)?;
+    let found = RkyvFormat {
+        version: bytes[28],
+        flags: bytes[29],
+    };
+    if found != RkyvFormat::CURRENT {
+        return Err(EnvelopeError::RkyvFormat {
+            found,
+            expected: RkyvFormat::CURRENT,
+        });
+    }
+    Ok(())
+}
+
+fn check_expectations(header: &Header, expect: &Expect<'_>) -> Result<(), EnvelopeError> {
+    if let Some(name) = expect.name
+        && name != header.name
+    {
+        return Err(EnvelopeError::WrongName {
+            expected: name.to_string(),
+            found: header.name.clone(),
+        });
+    }
+    if let Some(seq) = expect.sequence
+        && seq != header.sequence
+    {
+        return Err(EnvelopeError::WrongSequence {
+            expected: seq,
+            found: header.sequence,
+        });
+    }
+    if let Some(newest) = expect.max_version
+        && header.schema_version > newest
+    {
+        return Err(EnvelopeError::FutureVersion {
+            found: header.schema_version,
+            newest_known: newest,
+        });
+    }
+    if let Some(oldest) = expect.min_version
+        && header.schema_version < oldest
+    {
+        return Err(EnvelopeError::VersionTooOld {
+            found: header.schema_version,
+            oldest_known: oldest,
+        });
+    }
+    Ok(())
+}
+
+fn new_mac(key: &Key) -> HmacSha256 {
+    let mut mac =
+        HmacSha256::new_from_slice(key.secret()).expect("HMAC accepts keys of any length");
+    mac.update(DOMAIN);
+    mac
+}
+
+impl fmt::Display for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} v{} seq {} ({} payload bytes, key {})",
+            self.name, self.schema_version, self.sequence, self.payload_len, self.key_id
+        )
+    }
+}

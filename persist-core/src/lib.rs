@@ -1,0 +1,31 @@
+//! persist-core: signed, versioned, crash-safe generations of a long-running program's state.
+//!
+//! A [`Store`] keeps immutable numbered generations of each state over a [`Backend`] (the local
+//! filesystem in `persist-fs`, object storage later). Each generation is an [`envelope`]: a
+//! fixed header naming the state, its schema version, layout [`Fingerprint`] and sequence number;
+//! the rkyv payload; and an HMAC-SHA256 tag from a [`Keyring`]. Loading walks back from the
+//! newest generation to the newest valid one and says why it passed over the others in a
+//! [`RecoveryReport`].
+//!
+//! rkyv is re-exported as [`rkyv`] so a downstream crate needs no direct dependency on it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod codec;
+pub mod envelope;
+pub mod key;
+pub mod persist;
+pub mod recovery;
+pub mod schema;
+pub mod store;
+
+pub use rkyv;
+
+pub use backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
+pub use envelope::{EnvelopeError, Header};
+pub use key::{Key, KeyError, KeyId, Keyring};
+pub use persist::{CodecError, Decoded, MigrationStep, Persist};
+pub use recovery::{RecoveryReport, RejectReason, Rejection};
+pub use schema::{Fingerprint, RkyvFormat};
+pub use store::{GenerationInfo, LoadError, Loaded, SaveError, SaveReceipt, Store, StoreConfig};

@@ -1,0 +1,105 @@
+//! The [`Persist`] trait: what a state type tells the store about itself.
+
+use rkyv::util::AlignedVec;
+
+use crate::schema::Fingerprint;
+
+/// One migration step applied while loading: `from` → `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MigrationStep {
+    /// The version decoded.
+    pub from: u32,
+    /// The version it was converted to.
+    pub to: u32,
+}
+
+/// A value decoded from a payload, with the migration steps that produced it.
+#[derive(Debug)]
+pub struct Decoded<T> {
+    /// The value, at the current version.
+    pub value: T,
+    /// The steps applied, oldest first; empty when the payload was already current.
+    pub migrations: Vec<MigrationStep>,
+}
+
+/// Why a payload could not be encoded or decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// rkyv could not serialise the value.
+    #[error("cannot serialise: {0}")]
+    Encode(String),
+    /// The payload failed rkyv validation (bytecheck) or could not be deserialised.
+    #[error("payload fails validation: {0}")]
+    InvalidPayload(String),
+    /// The type has no decoder for this version.
+    #[error("no decoder for schema version {0}")]
+    UnsupportedVersion(u32),
+    /// A fallible migration step refused the value.
+    #[error("migration v{from} -> v{to} failed: {reason}")]
+    Migration {
+        /// The version being migrated from.
+        from: u32,
+        /// The version being migrated to.
+        to: u32,
+        /// The step's error.
+        reason: String,
+    },
+}
+
+/// A state type the store can save and load.
+///
+/// `#[derive(Persist)]` (a later issue) generates this impl, including the migration chain. By
+/// hand, an impl for a type that derives rkyv's `Archive`, `Serialize` and `Deserialize` is a few
+/// lines with the helpers of [`crate::codec`]:
+///
+/// ```
+/// use persist_core::{codec, rkyv, CodecError, Decoded, Fingerprint, Persist};
+///
+/// #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, PartialEq)]
+/// #[rkyv(crate = persist_core::rkyv)]
+/// struct Position { ticket: u64, entry_price: f64 }
+///
+/// impl Persist for Position {
+///     const NAME: &'static str = "position";
+///     const VERSION: u32 = 1;
+///     fn fingerprint() -> Fingerprint {
+///         Fingerprint::of_descriptor("Position{ticket:u64,entry_price:f64}")
+///     }
+///     fn encode(&self) -> Result<rkyv::util::AlignedVec, CodecError> {
+///         codec::encode(self)
+///     }
+///     fn decode(version: u32, payload: &[u8]) -> Result<Decoded<Self>, CodecError> {
+///         codec::decode_current::<Self>(version, payload)
+///     }
+/// }
+///
+/// let bytes = Position { ticket: 7, entry_price: 1.25 }.encode().unwrap();
+/// let back = Position::decode(1, &bytes).unwrap().value;
+/// assert_eq!(back, Position { ticket: 7, entry_price: 1.25 });
+/// ```
+pub trait Persist: Sized {
+    /// The schema name: the generation's directory (or key prefix) and a signed header field.
+    /// 1 to 64 bytes of `[A-Za-z0-9_.-]`.
+    const NAME: &'static str;
+    /// The current schema version (at least 1).
+    const VERSION: u32;
+    /// The oldest version [`Persist::decode`] accepts (migrating it up to [`Persist::VERSION`]).
+    const OLDEST_VERSION: u32 = Self::VERSION;
+
+    /// The layout fingerprint of the current version.
+    fn fingerprint() -> Fingerprint;
+
+    /// The layout fingerprint of any version in the migration chain; `None` for a version the
+    /// type does not know. Defaults to the current version only.
+    fn fingerprint_of(version: u32) -> Option<Fingerprint> {
+        (version == Self::VERSION).then(Self::fingerprint)
+    }
+
+    /// Serialises the value (the envelope's payload).
+    fn encode(&self) -> Result<AlignedVec, CodecError>;
+
+    /// Validates and deserialises a payload of schema `version`, migrating it to the current
+    /// version. The store has already checked the envelope's tag, the version range and the
+    /// fingerprint before calling this.
+    fn decode(version: u32, payload: &[u8]) -> Result<Decoded<Self>, CodecError>;
+}

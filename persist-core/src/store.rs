@@ -1,0 +1,522 @@
+//! The [`Store`]: immutable numbered generations of each state over a [`Backend`].
+//!
+//! Invariants:
+//!
+//! - A generation is written once, under a sequence number above every generation present
+//!   (valid or not), and never modified or renamed afterwards. Its schema name and sequence number
+//!   are also inside its signed header, so a copied or renamed file is rejected.
+//! - A save is acknowledged (returns `Ok`) only after the backend made it durable.
+//! - Retention runs only after the new generation is durable, keeps the newest `retain` valid
+//!   generations, and so can never delete the newest valid one (the one just written).
+//! - Loading never trusts an unverified byte: the tag, the header and the payload are checked
+//!   before a value is returned, and a failed generation is reported, not hidden.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::backend::{Backend, BackendError, ObjectMeta};
+use crate::envelope::{self, EnvelopeError, Expect, HEADER_LEN, Header, TAG_LEN};
+use crate::key::Keyring;
+use crate::persist::{CodecError, Persist};
+use crate::recovery::{RecoveryReport, RejectReason, Rejection};
+use crate::schema::RkyvFormat;
+
+/// The file extension of a generation.
+pub const GENERATION_EXT: &str = "pst";
+
+/// The key of generation `seq` of state `name`: `name/<seq, 20 digits>.pst`.
+///
+/// ```
+/// assert_eq!(persist_core::store::generation_key("q", 42), "q/00000000000000000042.pst");
+/// ```
+pub fn generation_key(name: &str, seq: u64) -> String {
+    format!("{name}/{seq:020}.{GENERATION_EXT}")
+}
+
+/// Parses a generation key into its state name and sequence number.
+///
+/// ```
+/// use persist_core::store::parse_generation_key;
+/// assert_eq!(parse_generation_key("q/00000000000000000042.pst"), Some(("q", 42)));
+/// assert_eq!(parse_generation_key("q/42.pst.tmp"), None);
+/// ```
+pub fn parse_generation_key(key: &str) -> Option<(&str, u64)> {
+    let (name, file) = key.rsplit_once('/')?;
+    let digits = file.strip_suffix(".pst")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((
+        name.rsplit('/').next().unwrap_or(name),
+        digits.parse().ok()?,
+    ))
+}
+
+/// How a store keeps and writes generations.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// How many valid generations of each state to keep (at least 1; default 4: the current one
+    /// and three backups).
+    pub retain: usize,
+    /// Free space that must remain after a save, in bytes (default 100 MiB). A save that would
+    /// cut into it fails with [`SaveError::InsufficientSpace`] before writing anything.
+    pub space_reserve: u64,
+    /// Payloads at least this large are signed on a second thread while they are written
+    /// (default 1 MiB).
+    pub parallel_sign_threshold: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            retain: 4,
+            space_reserve: 100 * 1024 * 1024,
+            parallel_sign_threshold: 1 << 20,
+        }
+    }
+}
+
+/// Why a save failed. The previous generations are untouched in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// The type's schema name cannot be used.
+    #[error(transparent)]
+    InvalidName(EnvelopeError),
+    /// The value could not be serialised.
+    #[error(transparent)]
+    Encode(#[from] CodecError),
+    /// Not enough free space for the generation plus the configured reserve.
+    #[error("insufficient space: {needed} bytes needed (generation + reserve), {free} free")]
+    InsufficientSpace {
+        /// Bytes needed, reserve included.
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+    },
+    /// The backend failed; the generation was not acknowledged.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Why a load found nothing to return.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The state has never been saved here: not an error to hide, but not corruption either.
+    #[error("no generation yet of {name} in {location}")]
+    NoGeneration {
+        /// The state's schema name.
+        name: String,
+        /// The backend's location.
+        location: String,
+    },
+    /// Generations exist, and every one was rejected.
+    #[error("all {} generations of {name} in {location} are invalid:{}", rejected.len(), list(rejected))]
+    AllInvalid {
+        /// The state's schema name.
+        name: String,
+        /// The backend's location.
+        location: String,
+        /// Every generation with its reason, newest first.
+        rejected: Vec<Rejection>,
+    },
+    /// The type's schema name cannot be used.
+    #[error(transparent)]
+    InvalidName(EnvelopeError),
+    /// The generations could not be listed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+fn list(rejected: &[Rejection]) -> String {
+    rejected.iter().map(|r| format!("\n  {r}")).collect()
+}
+
+/// A successful save.
+#[derive(Debug, Clone)]
+pub struct SaveReceipt {
+    /// The sequence number of the new generation.
+    pub sequence: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Generations deleted by retention.
+    pub deleted: Vec<u64>,
+    /// A retention failure, if any: the save itself is durable and stands.
+    pub retention_error: Option<String>,
+}
+
+/// A loaded value and how it was found.
+#[derive(Debug)]
+pub struct Loaded<T> {
+    /// The value, migrated to the current version.
+    pub value: T,
+    /// Which generation was used and what was rejected.
+    pub report: RecoveryReport,
+}
+
+/// One generation as listed (not verified).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerationInfo {
+    /// Its sequence number.
+    pub sequence: u64,
+    /// Its key in the backend.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Per-state bookkeeping: the next sequence number and the authenticity of generations already
+/// checked (generations are immutable, so a result never goes stale).
+#[derive(Default)]
+struct StateBook {
+    next_sequence: Option<u64>,
+    authentic: BTreeMap<u64, bool>,
+}
+
+/// Immutable, numbered, signed generations of any number of states over one backend.
+///
+/// ```
+/// # use persist_core::{codec, rkyv, CodecError, Decoded, Fingerprint, Persist};
+/// # #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, PartialEq)]
+/// # #[rkyv(crate = persist_core::rkyv)]
+/// # struct Counter(u64);
+/// # impl Persist for Counter {
+/// #     const NAME: &'static str = "counter";
+/// #     const VERSION: u32 = 1;
+/// #     fn fingerprint() -> Fingerprint { Fingerprint::of_descriptor("Counter(u64)") }
+/// #     fn encode(&self) -> Result<rkyv::util::AlignedVec, CodecError> { codec::encode(self) }
+/// #     fn decode(v: u32, p: &[u8]) -> Result<Decoded<Self>, CodecError> { codec::decode_current(v, p) }
+/// # }
+/// # fn demo(backend: Box<dyn persist_core::Backend>) -> Result<(), Box<dyn std::error::Error>> {
+/// use persist_core::{Key, Keyring, Store, StoreConfig};
+/// let store = Store::new(backend, Keyring::new(Key::generate()?), StoreConfig::default());
+/// store.save(&Counter(1))?;
+/// let loaded = store.load::<Counter>()?;
+/// assert_eq!(loaded.value, Counter(1));
+/// println!("{}", loaded.report);
+/// # Ok(()) }
+/// ```
+pub struct Store {
+    backend: Box<dyn Backend>,
+    keyring: Keyring,
+    config: StoreConfig,
+    books: Mutex<HashMap<String, StateBook>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// A store over `backend`, signing with the ring's current key.
+    pub fn new(backend: Box<dyn Backend>, keyring: Keyring, mut config: StoreConfig) -> Self {
+        config.retain = config.retain.max(1);
+        Store {
+            backend,
+            keyring,
+            config,
+            books: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// The key ring.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Saves `value` as a new generation and applies retention. Returns once the generation is
+    /// durable.
+    pub fn save<T: Persist>(&self, value: &T) -> Result<SaveReceipt, SaveError> {
+        envelope::validate_name(T::NAME).map_err(SaveError::InvalidName)?;
+        let payload = value.encode()?;
+        let mut books = self.books.lock().unwrap_or_else(|p| p.into_inner());
+        let book = books.entry(T::NAME.to_string()).or_default();
+        let sequence = match book.next_sequence {
+            Some(seq) => seq,
+            None => self.next_sequence_from_listing(T::NAME)?,
+        };
+        // Whatever happens below, this number is spent: a failed commit may have left a file.
+        book.next_sequence = Some(sequence + 1);
+
+        let header = Header {
+            key_id: self.keyring.current().id(),
+            name: T::NAME.to_string(),
+            schema_version: T::VERSION,
+            fingerprint: T::fingerprint(),
+            rkyv_format: RkyvFormat::CURRENT,
+            sequence,
+            created_at_nanos: now_nanos(),
+            payload_len: payload.len() as u64,
+        };
+        let total = (HEADER_LEN + payload.len() + TAG_LEN) as u64;
+        self.preflight(total)?;
+        let key = generation_key(T::NAME, sequence);
+        self.write_generation(&key, &header, &payload)?;
+        book.authentic.insert(sequence, true);
+        tracing::debug!(name = T::NAME, sequence, bytes = total, "generation saved");
+
+        let (deleted, retention_error) = match self.apply_retention(T::NAME, book) {
+            Ok(deleted) => (deleted, None),
+            Err(e) => {
+                tracing::warn!(name = T::NAME, error = %e, "retention failed; the save stands");
+                (Vec::new(), Some(e.to_string()))
+            }
+        };
+        Ok(SaveReceipt {
+            sequence,
+            bytes: total,
+            deleted,
+            retention_error,
+        })
+    }
+
+    fn next_sequence_from_listing(&self, name: &str) -> Result<u64, BackendError> {
+        let newest = self.generations(name)?.last().map(|g| g.sequence);
+        Ok(newest.map_or(1, |s| s.saturating_add(1)))
+    }
+
+    fn preflight(&self, bytes: u64) -> Result<(), SaveError> {
+        if let Some(free) = self.backend.free_space()? {
+            let needed = bytes.saturating_add(self.config.space_reserve);
+            if free < needed {
+                tracing::error!(needed, free, "insufficient space; save refused");
+                return Err(SaveError::InsufficientSpace { needed, free });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes header, payload and tag. Large payloads are signed on a second thread while the
+    /// first writes them, so hashing overlaps I/O.
+    fn write_generation(
+        &self,
+        key: &str,
+        header: &Header,
+        payload: &[u8],
+    ) -> Result<(), SaveError> {
+        let head = header.encode().map_err(SaveError::InvalidName)?;
+        let signing_key = self.keyring.current();
+        let mut obj = self.backend.begin_put(key)?;
+        let tag = if payload.len() >= self.config.parallel_sign_threshold {
+            std::thread::scope(|s| {
+                let signer = s.spawn(|| envelope::tag(signing_key, &head, payload));
+                let written = obj.write(&head).and_then(|()| obj.write(payload));
+                let tag = signer.join().expect("HMAC computation does not panic");
+                written.map(|()| tag)
+            })?
+        } else {
+            let tag = envelope::tag(signing_key, &head, payload);
+            obj.write(&head)?;
+            obj.write(payload)?;
+            tag
+        };
+        obj.write(&tag)?;
+        obj.commit()?;
+        Ok(())
+    }
+
+    /// Keeps the newest `retain` authentic generations; deletes everything older than the last
+    /// one kept. Runs only after the newest generation is durable.
+    fn apply_retention(&self, name: &str, book: &mut StateBook) -> Result<Vec<u64>, BackendError> {
+        let mut kept = 0usize;
+        let mut deleted = Vec::new();
+        for generation in self.generations(name)?.into_iter().rev() {
+            if kept >= self.config.retain {
+                self.backend.delete(&generation.key)?;
+                book.authentic.remove(&generation.sequence);
+                tracing::debug!(name, sequence = generation.sequence, "retention deleted");
+                deleted.push(generation.sequence);
+                continue;
+            }
+            let authentic = match book.authentic.get(&generation.sequence) {
+                Some(&known) => known,
+                None => {
+                    let ok = self.check_authentic(name, &generation);
+                    book.authentic.insert(generation.sequence, ok);
+                    ok
+                }
+            };
+            if authentic {
+                kept += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    fn check_authentic(&self, name: &str, generation: &GenerationInfo) -> bool {
+        match self.backend.get(&generation.key) {
+            Ok(bytes) => {
+                let expect = Expect {
+                    name: Some(name),
+                    sequence: Some(generation.sequence),
+                    ..Expect::default()
+                };
+                envelope::open(&self.keyring, &bytes, &expect).is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The generations of state `name`, oldest first (listed, not verified).
+    pub fn generations(&self, name: &str) -> Result<Vec<GenerationInfo>, BackendError> {
+        let mut out: Vec<GenerationInfo> = self
+            .backend
+            .list(&format!("{name}/"))?
+            .into_iter()
+            .filter_map(|ObjectMeta { key, size }| {
+                let (n, sequence) = parse_generation_key(&key)?;
+                (n == name).then(|| GenerationInfo {
+                    sequence,
+                    key: key.clone(),
+                    size,
+                })
+            })
+            .collect();
+        out.sort_by_key(|g| g.sequence);
+        Ok(out)
+    }
+
+    /// The names of every state with at least one generation, sorted.
+    pub fn names(&self) -> Result<Vec<String>, BackendError> {
+        let mut names: Vec<String> = self
+            .backend
+            .list("")?
+            .iter()
+            .filter_map(|m| parse_generation_key(&m.key).map(|(n, _)| n.to_string()))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Loads the newest valid generation of `T`, walking back past invalid ones and migrating
+    /// older versions. The report lists every generation rejected on the way.
+    pub fn load<T: Persist>(&self) -> Result<Loaded<T>, LoadError> {
+        envelope::validate_name(T::NAME).map_err(LoadError::InvalidName)?;
+        let generations = self.generations(T::NAME)?;
+        if generations.is_empty() {
+            return Err(LoadError::NoGeneration {
+                name: T::NAME.to_string(),
+                location: self.backend.location(),
+            });
+        }
+        let mut rejected = Vec::new();
+        for generation in generations.into_iter().rev() {
+            match self.load_generation::<T>(&generation) {
+                Ok((value, header, migrations)) => {
+                    let created_at = header.created_at();
+                    let age = SystemTime::now()
+                        .duration_since(created_at)
+                        .unwrap_or_default();
+                    let report = RecoveryReport {
+                        name: T::NAME.to_string(),
+                        source: self.backend.location(),
+                        sequence: generation.sequence,
+                        schema_version: header.schema_version,
+                        created_at,
+                        age,
+                        migrations,
+                        rejected,
+                    };
+                    if !report.rejected.is_empty() {
+                        tracing::warn!(%report, "recovered past rejected generations");
+                    }
+                    self.remember_authentic(T::NAME, generation.sequence);
+                    return Ok(Loaded { value, report });
+                }
+                Err(reason) => {
+                    tracing::warn!(
+                        name = T::NAME,
+                        sequence = generation.sequence,
+                        %reason,
+                        "generation rejected"
+                    );
+                    rejected.push(Rejection {
+                        sequence: generation.sequence,
+                        key: generation.key,
+                        reason,
+                    });
+                }
+            }
+        }
+        Err(LoadError::AllInvalid {
+            name: T::NAME.to_string(),
+            location: self.backend.location(),
+            rejected,
+        })
+    }
+
+    fn remember_authentic(&self, name: &str, sequence: u64) {
+        let mut books = self.books.lock().unwrap_or_else(|p| p.into_inner());
+        books
+            .entry(name.to_string())
+            .or_default()
+            .authentic
+            .insert(sequence, true);
+    }
+
+    fn load_generation<T: Persist>(
+        &self,
+        generation: &GenerationInfo,
+    ) -> Result<(T, Header, Vec<crate::MigrationStep>), RejectReason> {
+        let bytes = self.backend.get(&generation.key)?;
+        let expect = Expect {
+            name: Some(T::NAME),
+            sequence: Some(generation.sequence),
+            min_version: Some(T::OLDEST_VERSION),
+            max_version: Some(T::VERSION),
+        };
+        let opened = envelope::open(&self.keyring, &bytes, &expect)?;
+        let header = opened.header;
+        let expected = T::fingerprint_of(header.schema_version)
+            .ok_or(CodecError::UnsupportedVersion(header.schema_version))?;
+        if expected != header.fingerprint {
+            return Err(RejectReason::FingerprintMismatch {
+                name: T::NAME.to_string(),
+                version: header.schema_version,
+                expected,
+                found: header.fingerprint,
+            });
+        }
+        let decoded = T::decode(header.schema_version, opened.payload)?;
+        Ok((decoded.value, header, decoded.migrations))
+    }
+
+    /// Verifies one generation's envelope (tag, structure, name and sequence) without decoding
+    /// its payload, and returns its header.
+    pub fn verify_generation(
+        &self,
+        name: &str,
+        generation: &GenerationInfo,
+    ) -> Result<Header, RejectReason> {
+        let bytes = self.backend.get(&generation.key)?;
+        let expect = Expect {
+            name: Some(name),
+            sequence: Some(generation.sequence),
+            ..Expect::default()
+        };
+        Ok(envelope::open(&self.keyring, &bytes, &expect)?.header)
+    }
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
