@@ -197,9 +197,9 @@ struct StateBook {
 /// # Ok(()) }
 /// ```
 pub struct Store {
-    backend: Box<dyn Backend>,
-    keyring: Keyring,
-    config: StoreConfig,
+    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) keyring: Keyring,
+    pub(crate) config: StoreConfig,
     books: Mutex<HashMap<String, StateBook>>,
 }
 
