@@ -249,7 +249,7 @@ fn stale_temp_files_are_removed_on_open() {
     let stale = dir.path().join("agent/.00000000000000000002.pst.999.0.tmp");
     std::fs::write(&stale, b"INCOMPLETE").unwrap();
     let backend = FsBackend::open(dir.path()).unwrap();
-    assert_eq!(backend.removed_temps(), [stale.clone()]);
+    assert_eq!(backend.removed_temps(), std::slice::from_ref(&stale));
     assert!(!stale.exists());
     let store = Store::new(Box::new(backend), test_keyring(), config(4));
     assert_eq!(store.load::<AgentState>().unwrap().value.total_updates, 1);
