@@ -63,6 +63,9 @@ pub enum KeyError {
         /// The variable's name.
         var: String,
     },
+    /// Key text that is not hex.
+    #[error("a key given as text must be hex digits")]
+    NotHex,
     /// The operating system's random source failed.
     #[error("cannot generate a key: {0}")]
     Random(String),
@@ -160,9 +163,22 @@ impl Key {
         let text = std::env::var(var).map_err(|_| KeyError::EnvMissing {
             var: var.to_string(),
         })?;
-        let bytes = hex::decode(text.trim()).map_err(|_| KeyError::EnvNotHex {
-            var: var.to_string(),
-        })?;
+        Key::from_hex(&text).map_err(|e| match e {
+            KeyError::NotHex => KeyError::EnvNotHex {
+                var: var.to_string(),
+            },
+            other => other,
+        })
+    }
+
+    /// Parses a hex-encoded key (surrounding white space ignored).
+    ///
+    /// ```
+    /// let key = persist_core::Key::from_hex(&"ab".repeat(32)).unwrap();
+    /// assert_eq!(key.secret(), &[0xab; 32]);
+    /// ```
+    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
+        let bytes = hex::decode(text.trim()).map_err(|_| KeyError::NotHex)?;
         Key::from_bytes(bytes)
     }
 
