@@ -15,6 +15,7 @@ pub mod backend;
 pub mod codec;
 pub mod envelope;
 pub mod key;
+pub mod layout;
 pub mod persist;
 pub mod recovery;
 pub mod schema;
@@ -22,9 +23,15 @@ pub mod store;
 
 pub use rkyv;
 
+pub use persist_derive::persist;
+
+#[doc(hidden)]
+pub use layout::derive_support as __private;
+
 pub use backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
 pub use envelope::{EnvelopeError, Header};
 pub use key::{Key, KeyError, KeyId, Keyring};
+pub use layout::Layout;
 pub use persist::{CodecError, Decoded, MigrationStep, Persist};
 pub use recovery::{RecoveryReport, RejectReason, Rejection};
 pub use schema::{Fingerprint, RkyvFormat};

@@ -95,6 +95,14 @@ pub trait Persist: Sized {
         (version == Self::VERSION).then(Self::fingerprint)
     }
 
+    /// The canonical layout descriptor of any version in the migration chain (the text whose
+    /// hash is [`Persist::fingerprint_of`]), for schema snapshots and diagnostics. `None` when
+    /// the type does not know the version or, by default, has no textual descriptor.
+    fn descriptor_of(version: u32) -> Option<String> {
+        let _ = version;
+        None
+    }
+
     /// Serialises the value (the envelope's payload).
     fn encode(&self) -> Result<AlignedVec, CodecError>;
 

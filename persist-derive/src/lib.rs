@@ -1,5 +1,132 @@
-//! `#[derive(Persist)]` for persist.
+//! `#[persist(...)]`: makes a struct or an enum a persisted, versioned, migratable state.
 //!
-//! Not implemented yet: the derive is its own issue. Until then, implement
-//! `persist_core::Persist` by hand with the helpers of `persist_core::codec` (see that trait's
-//! documentation). This crate exists so the workspace layout is final.
+//! Use it through `persist_core` (`use persist_core::persist;`), which re-exports it the way
+//! `serde` re-exports `serde_derive`; a downstream crate needs no other dependency.
+//!
+//! ```ignore
+//! use persist_core::persist;
+//!
+//! #[persist(nested)]                      // a type used inside states
+//! pub struct Position { pub ticket: u64, pub entry: f64 }
+//!
+//! #[persist(name = "exit_agent", version = 1)]
+//! pub struct ExitAgentV1 { pub positions: Vec<Position> }
+//!
+//! #[persist(name = "exit_agent", version = 2, from = ExitAgentV1)]
+//! pub struct ExitAgent { pub positions: Vec<Position>, pub epsilon: f64 }
+//!
+//! impl From<ExitAgentV1> for ExitAgent {
+//!     fn from(old: ExitAgentV1) -> Self { ExitAgent { positions: old.positions, epsilon: 0.1 } }
+//! }
+//! ```
+//!
+//! # Arguments
+//!
+//! - `name = "..."`: the schema name (1 to 64 characters of `A-Z a-z 0-9 _ . -`). Every version
+//!   of a state has the same name.
+//! - `version = N`: the schema version, at least 1.
+//! - `from = Prev` / `try_from = Prev`: the previous version, a type with the same `name` and a
+//!   lower `version`, and `impl From<Prev> for Self` (or `TryFrom`, whose error is reported as
+//!   `CodecError::Migration` with the error's message). The chain may be any length; each older
+//!   version stays in the code as a frozen type.
+//! - `nested`: a struct or enum used inside states. It gets the rkyv derives and a layout
+//!   descriptor, but no name or version: it is versioned by the states that contain it.
+//!
+//! # Why an attribute and not `#[derive(Persist)]`
+//!
+//! A persisted type needs rkyv's `Archive`, `Serialize` and `Deserialize` derives, and rkyv's
+//! derives look for the rkyv crate at `::rkyv` unless told otherwise with
+//! `#[rkyv(crate = ...)]`. A derive macro cannot add attributes to the item it is applied to, so
+//! `#[derive(Persist)]` would force every user to depend on rkyv directly or to write the
+//! derives and `#[rkyv(crate = persist_core::rkyv)]` by hand on every type. An attribute macro
+//! receives the whole item and may rewrite it, so `#[persist(...)]` adds
+//! `#[derive(Archive, Serialize, Deserialize)]` and `#[rkyv(crate = ::persist_core::rkyv)]`
+//! itself, then generates the `Layout` and `Persist` impls. Other derives and type-level
+//! `#[rkyv(...)]` attributes (`derive(Debug)`, `compare(PartialEq)`, …) may be written next to
+//! it as usual.
+//!
+//! # What it generates
+//!
+//! - the rkyv derives (the archived type is `Archived<Name>`, e.g. `ArchivedExitAgent`);
+//! - `impl persist_core::Layout`: the layout descriptor, composed from the fields' own
+//!   `Layout` impls (names, order, archived offsets, sizes, alignments, enum variants and
+//!   discriminants), see `persist_core::layout`;
+//! - for a state, `impl persist_core::Persist`: name, version, the fingerprint (SHA-256 of the
+//!   descriptor, computed once), the fingerprints of every older version of the chain, and a
+//!   decoder that walks the chain upward from the version written in the signed header;
+//! - compile-time checks that `from` names the same state at a lower version.
+//!
+//! # Limits
+//!
+//! Generic types and field-level `#[rkyv(...)]` attributes (such as `with = ...`, which change
+//! the archived form behind the descriptor's back) are refused with a compile error.
+
+use proc_macro::TokenStream;
+use quote::quote;
+use syn::{Item, parse_macro_input};
+
+mod args;
+mod check;
+mod layout;
+mod state;
+
+/// Makes a struct or an enum a persisted state (`name`, `version`, optional `from`/`try_from`)
+/// or a type nested inside states (`nested`). See the crate documentation.
+#[proc_macro_attribute]
+pub fn persist(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut item = parse_macro_input!(item as Item);
+    match expand(attr.into(), &item) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => {
+            // Emit the item as written (minus the rkyv attributes that would now be unknown), so
+            // code using it does not drown the real error in follow-up ones.
+            strip_rkyv_attrs(&mut item);
+            let error = error.to_compile_error();
+            quote! { #item #error }.into()
+        }
+    }
+}
+
+fn expand(attr: proc_macro2::TokenStream, item: &Item) -> syn::Result<proc_macro2::TokenStream> {
+    let args = args::parse(attr)?;
+    check::item(item)?;
+    let ident = match item {
+        Item::Struct(s) => &s.ident,
+        Item::Enum(e) => &e.ident,
+        _ => unreachable!("check::item accepts structs and enums only"),
+    };
+    let layout = layout::impl_layout(item, ident);
+    let persist = match &args {
+        args::Args::Nested => proc_macro2::TokenStream::new(),
+        args::Args::State(state) => state::impl_persist(ident, state),
+    };
+    Ok(quote! {
+        #[derive(
+            ::persist_core::rkyv::Archive,
+            ::persist_core::rkyv::Serialize,
+            ::persist_core::rkyv::Deserialize
+        )]
+        #[rkyv(crate = ::persist_core::rkyv)]
+        #item
+        #layout
+        #persist
+    })
+}
+
+fn strip_rkyv_attrs(item: &mut Item) {
+    let keep = |a: &syn::Attribute| !a.path().is_ident("rkyv");
+    match item {
+        Item::Struct(s) => {
+            s.attrs.retain(keep);
+            s.fields.iter_mut().for_each(|f| f.attrs.retain(keep));
+        }
+        Item::Enum(e) => {
+            e.attrs.retain(keep);
+            for v in &mut e.variants {
+                v.attrs.retain(keep);
+                v.fields.iter_mut().for_each(|f| f.attrs.retain(keep));
+            }
+        }
+        _ => {}
+    }
+}
