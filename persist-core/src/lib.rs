@@ -12,7 +12,9 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod checkpoint;
 pub mod codec;
+pub mod encoded;
 pub mod envelope;
 pub mod key;
 pub mod layout;
@@ -29,6 +31,8 @@ pub use persist_derive::persist;
 pub use layout::derive_support as __private;
 
 pub use backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
+pub use checkpoint::{CheckpointError, Checkpointer, SavePolicy};
+pub use encoded::Encoded;
 pub use envelope::{EnvelopeError, Header};
 pub use key::{Key, KeyError, KeyId, Keyring};
 pub use layout::Layout;

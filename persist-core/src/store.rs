@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::backend::{Backend, BackendError, ObjectMeta};
+use crate::encoded::Encoded;
 use crate::envelope::{self, EnvelopeError, Expect, HEADER_LEN, Header, TAG_LEN};
 use crate::key::Keyring;
 use crate::persist::{CodecError, Persist};
@@ -242,22 +243,29 @@ impl Store {
     /// Saves `value` as a new generation and applies retention. Returns once the generation is
     /// durable.
     pub fn save<T: Persist>(&self, value: &T) -> Result<SaveReceipt, SaveError> {
-        envelope::validate_name(T::NAME).map_err(SaveError::InvalidName)?;
-        let payload = value.encode()?;
+        self.save_encoded(&Encoded::new(value)?)
+    }
+
+    /// Saves a value serialised earlier (possibly on another thread) as a new generation and
+    /// applies retention. Returns once the generation is durable.
+    pub fn save_encoded(&self, encoded: &Encoded) -> Result<SaveReceipt, SaveError> {
+        let name = encoded.name;
+        envelope::validate_name(name).map_err(SaveError::InvalidName)?;
+        let payload = &encoded.payload;
         let mut books = self.books.lock().unwrap_or_else(|p| p.into_inner());
-        let book = books.entry(T::NAME.to_string()).or_default();
+        let book = books.entry(name.to_string()).or_default();
         let sequence = match book.next_sequence {
             Some(seq) => seq,
-            None => self.next_sequence_from_listing(T::NAME)?,
+            None => self.next_sequence_from_listing(name)?,
         };
         // Whatever happens below, this number is spent: a failed commit may have left a file.
         book.next_sequence = Some(sequence + 1);
 
         let header = Header {
             key_id: self.keyring.current().id(),
-            name: T::NAME.to_string(),
-            schema_version: T::VERSION,
-            fingerprint: T::fingerprint(),
+            name: name.to_string(),
+            schema_version: encoded.version,
+            fingerprint: encoded.fingerprint,
             rkyv_format: RkyvFormat::CURRENT,
             sequence,
             created_at_nanos: now_nanos(),
@@ -265,15 +273,15 @@ impl Store {
         };
         let total = (HEADER_LEN + payload.len() + TAG_LEN) as u64;
         self.preflight(total)?;
-        let key = generation_key(T::NAME, sequence);
-        self.write_generation(&key, &header, &payload)?;
+        let key = generation_key(name, sequence);
+        self.write_generation(&key, &header, payload)?;
         book.authentic.insert(sequence, true);
-        tracing::debug!(name = T::NAME, sequence, bytes = total, "generation saved");
+        tracing::debug!(name, sequence, bytes = total, "generation saved");
 
-        let (deleted, retention_error) = match self.apply_retention(T::NAME, book) {
+        let (deleted, retention_error) = match self.apply_retention(name, book) {
             Ok(deleted) => (deleted, None),
             Err(e) => {
-                tracing::warn!(name = T::NAME, error = %e, "retention failed; the save stands");
+                tracing::warn!(name, error = %e, "retention failed; the save stands");
                 (Vec::new(), Some(e.to_string()))
             }
         };

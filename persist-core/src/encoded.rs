@@ -1,0 +1,56 @@
+//! A value serialised and ready to be written by any thread.
+
+use rkyv::util::AlignedVec;
+
+use crate::persist::{CodecError, Persist};
+use crate::schema::Fingerprint;
+
+/// A state value serialised on the caller's thread, with the header fields of its type.
+///
+/// Serialising first, then handing the bytes to a writer, means the state cannot change under
+/// the writer (the [`crate::checkpoint::Checkpointer`] does this for asynchronous saves).
+///
+/// ```
+/// # use persist_core::{codec, rkyv, CodecError, Decoded, Fingerprint, Persist};
+/// # #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+/// # #[rkyv(crate = persist_core::rkyv)]
+/// # struct Counter(u64);
+/// # impl Persist for Counter {
+/// #     const NAME: &'static str = "counter";
+/// #     const VERSION: u32 = 1;
+/// #     fn fingerprint() -> Fingerprint { Fingerprint::of_descriptor("Counter(u64)") }
+/// #     fn encode(&self) -> Result<rkyv::util::AlignedVec, CodecError> { codec::encode(self) }
+/// #     fn decode(v: u32, p: &[u8]) -> Result<Decoded<Self>, CodecError> { codec::decode_current(v, p) }
+/// # }
+/// let encoded = persist_core::Encoded::new(&Counter(3)).unwrap();
+/// assert_eq!(encoded.name(), "counter");
+/// ```
+#[derive(Debug)]
+pub struct Encoded {
+    pub(crate) name: &'static str,
+    pub(crate) version: u32,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) payload: AlignedVec,
+}
+
+impl Encoded {
+    /// Serialises `value`.
+    pub fn new<T: Persist>(value: &T) -> Result<Self, CodecError> {
+        Ok(Encoded {
+            name: T::NAME,
+            version: T::VERSION,
+            fingerprint: T::fingerprint(),
+            payload: value.encode()?,
+        })
+    }
+
+    /// The state's schema name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The payload's length in bytes.
+    pub fn payload_len(&self) -> usize {
+        self.payload.len()
+    }
+}
