@@ -1,0 +1,196 @@
+//! `persist demo --dir DIR [--steps N] [--save-every K] [--seed S]`: the README's main job.
+//!
+//! A Q-learning agent trades a simulated price series and checkpoints its whole state every K
+//! steps and at the end. Run it again and it resumes from the newest valid generation.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use persist_core::{Keyring, LoadError, Store, StoreConfig};
+use persist_fs::FsBackend;
+
+use crate::demo::{ACTION_NAMES, DemoState, N_ACTIONS, N_STATES};
+use crate::error::{CliError, Status};
+use crate::{keys, outln};
+
+/// The key file inside the demo directory.
+const KEY_FILE: &str = "persist.key";
+/// The store's root inside the demo directory.
+const STORE_DIR: &str = "state";
+
+/// Arguments of `persist demo`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The demo's directory: it holds the key file (persist.key) and the store (state/).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Learning steps to take in this run (one per simulated bar).
+    #[arg(long, default_value_t = 500_000, value_name = "N")]
+    steps: u64,
+    /// Save a generation every K steps (and always at the end).
+    #[arg(long, default_value_t = 50_000, value_name = "K",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    save_every: u64,
+    /// The seed of a fresh run (a resumed run continues its saved generators).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+/// Runs or resumes the demo.
+pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<Status, CliError> {
+    std::fs::create_dir_all(&args.dir).map_err(|source| CliError::Io {
+        op: "create directory",
+        path: args.dir.clone(),
+        source,
+    })?;
+    let key_path = args.dir.join(KEY_FILE);
+    let key = match keys::resolve(key_file)? {
+        Some(key) => key,
+        None => {
+            let (key, created) = keys::load_or_create(&key_path)?;
+            if created {
+                outln!(
+                    out,
+                    "created key file {} (mode 0600, key id {})",
+                    key_path.display(),
+                    key.id()
+                )?;
+            }
+            key
+        }
+    };
+    let store_path = args.dir.join(STORE_DIR);
+    let backend = FsBackend::open(&store_path).map_err(|source| CliError::OpenStore {
+        path: store_path.clone(),
+        source,
+    })?;
+    for temp in backend.removed_temps() {
+        outln!(
+            out,
+            "removed a stale temp file of an aborted save: {}",
+            temp.display()
+        )?;
+    }
+    let store = Store::new(Box::new(backend), Keyring::new(key), StoreConfig::default());
+
+    let mut state = recover(&store, args.seed, out)?;
+    let start_step = state.step;
+    let target = state.step.saturating_add(args.steps);
+    let started = Instant::now();
+    while state.step < target {
+        let until = target.min((state.step / args.save_every + 1) * args.save_every);
+        let stats = state.run(until - state.step);
+        save(
+            &store,
+            &state,
+            stats.reward / stats.steps.max(1) as f64,
+            out,
+        )?;
+    }
+    let elapsed = started.elapsed();
+    summarize(&state, state.step - start_step, elapsed.as_secs_f64(), out)?;
+    let key_arg = if key_file.is_some() || std::env::var_os(persist_core::key::KEY_ENV).is_some() {
+        String::new()
+    } else {
+        format!(" --key {}", key_path.display())
+    };
+    outln!(
+        out,
+        "check it with: persist verify {}{key_arg}   (or list, inspect)",
+        store_path.display()
+    )?;
+    Ok(Status::Ok)
+}
+
+/// Loads the newest valid generation, or starts fresh when there is none.
+fn recover(store: &Store, seed: u64, out: &mut dyn Write) -> Result<DemoState, CliError> {
+    match store.load::<DemoState>() {
+        Ok(loaded) => {
+            outln!(out, "{}", loaded.report)?;
+            let s = &loaded.value;
+            outln!(
+                out,
+                "resuming at step {} (bar {}, price {:.2}, {} regime, epsilon {:.4}, cumulative \
+                 reward {:.1} bps)",
+                s.step,
+                s.market.bar,
+                s.market.price(),
+                s.market.regime_name(),
+                s.epsilon,
+                s.cumulative_reward
+            )?;
+            Ok(loaded.value)
+        }
+        Err(LoadError::NoGeneration { .. }) => {
+            outln!(out, "no generation yet, starting fresh (seed {seed})")?;
+            Ok(DemoState::new(seed))
+        }
+        Err(err @ LoadError::AllInvalid { .. }) => {
+            outln!(out, "{err}")?;
+            outln!(
+                out,
+                "no valid generation to resume from: starting fresh (seed {seed}); the invalid \
+                 generations are kept until retention passes them"
+            )?;
+            Ok(DemoState::new(seed))
+        }
+        Err(err) => Err(CliError::Load(err)),
+    }
+}
+
+/// Saves one generation and prints its progress line.
+fn save(
+    store: &Store,
+    state: &DemoState,
+    avg_reward: f64,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let started = Instant::now();
+    let receipt = store.save(state).map_err(CliError::Save)?;
+    let micros = started.elapsed().as_micros();
+    outln!(
+        out,
+        "saved generation {}: {} bytes in {micros} µs (step {}, epsilon {:.4}, avg reward {:+.3} \
+         bps/step since the last save)",
+        receipt.sequence,
+        receipt.bytes,
+        state.step,
+        state.epsilon,
+        avg_reward
+    )?;
+    if let Some(err) = &receipt.retention_error {
+        outln!(out, "  warning: retention failed (the save stands): {err}")?;
+    }
+    Ok(())
+}
+
+/// Prints the final numbers.
+fn summarize(
+    state: &DemoState,
+    steps: u64,
+    seconds: f64,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let policy = state.policy_summary();
+    outln!(
+        out,
+        "done: step {} ({steps} steps in {seconds:.2} s), cumulative reward {:.1} bps, {} trades, \
+         recent reward {:+.3} bps/step",
+        state.step,
+        state.cumulative_reward,
+        state.trades,
+        state.reward_ewma
+    )?;
+    let best: Vec<String> = (0..N_ACTIONS)
+        .map(|a| format!("{} {}", ACTION_NAMES[a], policy.best[a]))
+        .collect();
+    outln!(
+        out,
+        "q-table: {} values, {} of {N_STATES} states visited, greedy policy {}, checksum {:016x}",
+        state.q.len(),
+        policy.visited,
+        best.join(" / "),
+        state.q_checksum()
+    )
+}

@@ -1,0 +1,165 @@
+//! `persist list DIR [--json]`: every state and its generations, each header verified.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use persist_core::{Header, Store};
+use serde::Serialize;
+
+use crate::error::{CliError, Status, write_json};
+use crate::{keys, open, outln, time};
+
+/// Arguments of `persist list`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store's root directory.
+    dir: PathBuf,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The listing of a store.
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    /// The store's root.
+    pub root: String,
+    /// Its states, by name.
+    pub states: Vec<StateListing>,
+}
+
+/// One state and its generations.
+#[derive(Debug, Serialize)]
+pub struct StateListing {
+    /// The state's schema name.
+    pub name: String,
+    /// Its generations, oldest first.
+    pub generations: Vec<GenerationListing>,
+}
+
+/// One generation. The header fields are present only when it verifies.
+#[derive(Debug, Serialize)]
+pub struct GenerationListing {
+    /// Its sequence number.
+    pub sequence: u64,
+    /// Its key (path) inside the store.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Whether its envelope verifies (tag, structure, name and sequence).
+    pub verified: bool,
+    /// When it was sealed (RFC 3339, UTC).
+    pub created_at: Option<String>,
+    /// When it was sealed (nanoseconds since the Unix epoch).
+    pub created_at_unix_nanos: Option<u64>,
+    /// Its schema version.
+    pub schema_version: Option<u32>,
+    /// The id of the key that signed it.
+    pub key_id: Option<String>,
+    /// Why it does not verify.
+    pub error: Option<String>,
+}
+
+impl GenerationListing {
+    fn new(info: &persist_core::GenerationInfo, verdict: Result<Header, String>) -> Self {
+        let (header, error) = match verdict {
+            Ok(h) => (Some(h), None),
+            Err(e) => (None, Some(e)),
+        };
+        GenerationListing {
+            sequence: info.sequence,
+            key: info.key.clone(),
+            size: info.size,
+            verified: header.is_some(),
+            created_at: header.as_ref().map(|h| time::rfc3339(h.created_at_nanos)),
+            created_at_unix_nanos: header.as_ref().map(|h| h.created_at_nanos),
+            schema_version: header.as_ref().map(|h| h.schema_version),
+            key_id: header.as_ref().map(|h| h.key_id.to_string()),
+            error,
+        }
+    }
+}
+
+/// Lists every state of `store` with each generation verified.
+pub fn listing(store: &Store, dir: &Path) -> Result<Listing, CliError> {
+    let list_err = |source| CliError::ListStore {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut states = Vec::new();
+    for name in store.names().map_err(list_err)? {
+        let generations = store
+            .generations(&name)
+            .map_err(list_err)?
+            .iter()
+            .map(|g| {
+                let verdict = store.verify_generation(&name, g).map_err(|e| e.to_string());
+                GenerationListing::new(g, verdict)
+            })
+            .collect();
+        states.push(StateListing { name, generations });
+    }
+    Ok(Listing {
+        root: dir.display().to_string(),
+        states,
+    })
+}
+
+/// Lists the store.
+pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<Status, CliError> {
+    let key = keys::require(key_file)?;
+    let store = open::read_only(&args.dir, key)?;
+    let listing = listing(&store, &args.dir)?;
+    if args.json {
+        write_json(out, &listing)?;
+        return Ok(Status::Ok);
+    }
+    let n = listing.states.len();
+    outln!(
+        out,
+        "store {}: {n} state{}",
+        listing.root,
+        if n == 1 { "" } else { "s" }
+    )?;
+    if n == 0
+        && let Some(hint) = open::empty_store_hint(&args.dir)
+    {
+        outln!(out, "  ({hint})")?;
+    }
+    for state in &listing.states {
+        outln!(
+            out,
+            "\n{} ({} generation{})",
+            state.name,
+            state.generations.len(),
+            if state.generations.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        )?;
+        outln!(
+            out,
+            "  {:>8}  {:>12}  {:<24}  {:>6}  verified",
+            "sequence",
+            "bytes",
+            "created at (UTC)",
+            "schema"
+        )?;
+        for g in state.generations.iter().rev() {
+            let verdict = match &g.error {
+                None => "ok".to_string(),
+                Some(e) => format!("FAILED: {e}"),
+            };
+            outln!(
+                out,
+                "  {:>8}  {:>12}  {:<24}  {:>6}  {verdict}",
+                g.sequence,
+                g.size,
+                g.created_at.as_deref().unwrap_or("-"),
+                g.schema_version.map_or("-".into(), |v| format!("v{v}")),
+            )?;
+        }
+    }
+    Ok(Status::Ok)
+}

@@ -1,0 +1,57 @@
+//! The command line (clap) and one module per command.
+
+mod demo;
+mod inspect;
+mod keygen;
+mod list;
+mod verify;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{CliError, Status};
+
+/// Signed, versioned, crash-safe generations of program state: operator's tool.
+///
+/// Exit codes: 0 success, 1 a verification failure, 2 a usage or setup error.
+#[derive(Debug, Parser)]
+#[command(name = "persist", version)]
+pub struct Cli {
+    /// Key file (the raw key, mode 0600). Without it, PERSIST_KEY may hold the key in hex.
+    #[arg(long, global = true, env = "PERSIST_KEY_FILE", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a new random 32-byte key to a file with mode 0600.
+    Keygen(keygen::Args),
+    /// Run (or resume) a small Q-learning trading agent that checkpoints its state.
+    Demo(demo::Args),
+    /// List every state and its generations, verifying each header.
+    List(list::Args),
+    /// Show a generation file's header and, given a key, whether it verifies.
+    Inspect(inspect::Args),
+    /// Check that every state's newest generation verifies (exit 1 if not).
+    Verify(verify::Args),
+}
+
+/// Runs the parsed command, writing its output to stdout.
+pub fn run(cli: Cli) -> Result<Status, CliError> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let key = cli.key.as_deref();
+    match cli.command {
+        Command::Keygen(args) => keygen::run(&args, &mut out),
+        Command::Demo(args) => demo::run(&args, key, &mut out),
+        Command::List(args) => list::run(&args, key, &mut out),
+        Command::Inspect(args) => inspect::run(&args, key, &mut out),
+        Command::Verify(args) => verify::run(&args, key, &mut out),
+    }
+}

@@ -1,0 +1,593 @@
+//! The `persist` binary end to end: keygen, demo (fresh, resumed, after corruption), list,
+//! inspect and verify, their exit codes and JSON output, and bad input that must not panic.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The output of one run of the binary.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// The binary with a clean environment (no key variables inherited).
+fn persist() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_persist"));
+    cmd.env_remove("PERSIST_KEY_FILE")
+        .env_remove("PERSIST_KEY")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("the binary runs");
+    Run {
+        code: out.status.code().expect("exited, not killed by a signal"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn persist_run(args: &[&str]) -> Run {
+    run(persist().args(args))
+}
+
+/// Runs the demo in `dir` for `steps` steps, saving every `every`.
+fn demo(dir: &Path, steps: u64, every: u64) -> Run {
+    let run = persist_run(&[
+        "demo",
+        "--dir",
+        s(dir),
+        "--steps",
+        &steps.to_string(),
+        "--save-every",
+        &every.to_string(),
+    ]);
+    run.assert_code(0);
+    run
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+/// The demo's store and key file.
+fn store_and_key(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("state"), dir.join("persist.key"))
+}
+
+/// The generation files of the demo, oldest first.
+fn generation_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir.join("state/demo_agent"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pst"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn flip_byte(path: &Path, offset: usize) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset] ^= 0x01;
+    fs::write(path, bytes).unwrap();
+}
+
+/// The text after `label` up to the next space or comma.
+fn field<'a>(text: &'a str, label: &str) -> &'a str {
+    let start = text
+        .find(label)
+        .unwrap_or_else(|| panic!("{label:?} not in:\n{text}"))
+        + label.len();
+    let rest = &text[start..];
+    let end = rest.find([' ', ',', '\n']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+#[test]
+fn keygen_creates_a_0600_key_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.key");
+    let first = persist_run(&["keygen", "--out", s(&key)]);
+    first.assert_code(0);
+    assert!(first.stdout.contains("key id"), "{}", first.stdout);
+    let meta = fs::metadata(&key).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), 32);
+    let original = fs::read(&key).unwrap();
+
+    let again = persist_run(&["keygen", "--out", s(&key)]);
+    again.assert_code(2);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    assert_eq!(fs::read(&key).unwrap(), original, "the key was not touched");
+
+    let forced = persist_run(&["keygen", "--out", s(&key), "--force", "--json"]);
+    forced.assert_code(0);
+    let json = forced.json();
+    assert_eq!(json["bytes"], 32);
+    assert_eq!(json["key_id"].as_str().unwrap().len(), 16);
+    assert_ne!(
+        fs::read(&key).unwrap(),
+        original,
+        "--force replaced the key"
+    );
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // No temp files left behind.
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn keygen_into_a_missing_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("no/such/dir/k.key");
+    let r = persist_run(&["keygen", "--out", s(&key)]);
+    r.assert_code(2);
+    assert!(r.stderr.starts_with("error: cannot create"), "{}", r.stderr);
+}
+
+#[test]
+fn demo_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = demo(dir.path(), 3000, 1000);
+    assert!(
+        first.stdout.contains("created key file"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("no generation yet, starting fresh"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("saved generation 3: "),
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains(" µs "), "{}", first.stdout);
+    assert_eq!(field(&first.stdout, "done: step "), "3000");
+    let key = dir.path().join("persist.key");
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let second = demo(dir.path(), 2000, 1000);
+    assert!(
+        !second.stdout.contains("created key file"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second
+            .stdout
+            .contains("recovered demo_agent from generation 3 (schema v1)"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second.stdout.contains("data-loss window"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(field(&second.stdout, "resuming at step "), "3000");
+    assert!(
+        second.stdout.contains("saved generation 5: "),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(field(&second.stdout, "done: step "), "5000");
+}
+
+#[test]
+fn a_resumed_run_equals_an_uninterrupted_one() {
+    let split = tempfile::tempdir().unwrap();
+    demo(split.path(), 2500, 1000);
+    let resumed = demo(split.path(), 1500, 700);
+    let straight = tempfile::tempdir().unwrap();
+    let whole = demo(straight.path(), 4000, 4000);
+    assert_eq!(field(&resumed.stdout, "done: step "), "4000");
+    assert_eq!(
+        field(&resumed.stdout, "checksum "),
+        field(&whole.stdout, "checksum "),
+        "Q-tables differ:\n{}\n{}",
+        resumed.stdout,
+        whole.stdout
+    );
+    let done = |out: &str| {
+        let line = out.lines().find(|l| l.starts_with("done: ")).unwrap();
+        field(line, "cumulative reward ").to_string()
+    };
+    assert_eq!(done(&resumed.stdout), done(&whole.stdout));
+}
+
+#[test]
+fn demo_starts_fresh_when_every_generation_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 2000, 1000);
+    let files = generation_files(dir.path());
+    assert_eq!(files.len(), 2);
+    for f in &files {
+        flip_byte(f, 200);
+    }
+    let r = demo(dir.path(), 1000, 1000);
+    assert!(
+        r.stdout.contains("all 2 generations of demo_agent"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("HMAC tag does not verify"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("starting fresh"), "{}", r.stdout);
+    assert!(r.stdout.contains("saved generation 3: "), "{}", r.stdout);
+    assert_eq!(field(&r.stdout, "done: step "), "1000");
+}
+
+#[test]
+fn demo_refuses_an_insecure_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 100, 100);
+    let key = dir.path().join("persist.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let r = persist_run(&["demo", "--dir", s(dir.path()), "--steps", "10"]);
+    r.assert_code(2);
+    assert!(r.stderr.contains("mode 0644"), "{}", r.stderr);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+}
+
+#[test]
+fn list_shows_every_generation_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 3000, 1000);
+    let (store, key) = store_and_key(dir.path());
+    let r = persist_run(&["list", s(&store), "--key", s(&key)]);
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains("demo_agent (3 generations)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.stdout.matches("  ok").count(), 3, "{}", r.stdout);
+    assert!(r.stdout.contains(" v1 "), "{}", r.stdout);
+
+    let j = persist_run(&["list", s(&store), "--key", s(&key), "--json"]);
+    j.assert_code(0);
+    let json = j.json();
+    let state = &json["states"][0];
+    assert_eq!(state["name"], "demo_agent");
+    let gens = state["generations"].as_array().unwrap();
+    let seqs: Vec<u64> = gens
+        .iter()
+        .map(|g| g["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    for g in gens {
+        assert_eq!(g["verified"], true);
+        assert_eq!(g["schema_version"], 1);
+        assert!(g["size"].as_u64().unwrap() > 1000);
+        assert!(g["created_at"].as_str().unwrap().ends_with('Z'));
+        assert!(g["error"].is_null());
+    }
+
+    flip_byte(&generation_files(dir.path())[2], 500);
+    let j = persist_run(&["list", s(&store), "--key", s(&key), "--json"]);
+    j.assert_code(0);
+    let newest = &j.json()["states"][0]["generations"][2];
+    assert_eq!(newest["verified"], false);
+    assert!(newest["created_at"].is_null());
+    assert!(newest["error"].as_str().unwrap().contains("HMAC"));
+}
+
+#[test]
+fn inspect_shows_the_header_and_verifies_with_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 2000, 1000);
+    let (_, key) = store_and_key(dir.path());
+    let newest = generation_files(dir.path()).pop().unwrap();
+
+    let r = persist_run(&["inspect", s(&newest), "--key", s(&key)]);
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains("name:          demo_agent"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("sequence:      2"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("consistent with the file size"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("verification:    ok"), "{}", r.stdout);
+
+    let unkeyed = persist_run(&["inspect", s(&newest)]);
+    unkeyed.assert_code(0);
+    assert!(
+        unkeyed.stdout.contains("header (unverified):"),
+        "{}",
+        unkeyed.stdout
+    );
+    assert!(
+        unkeyed.stdout.contains("not checked (no key given)"),
+        "{}",
+        unkeyed.stdout
+    );
+
+    let j = persist_run(&["inspect", s(&newest), "--key", s(&key), "--json"]);
+    j.assert_code(0);
+    let json = j.json();
+    assert_eq!(json["header"]["name"], "demo_agent");
+    assert_eq!(json["header"]["sequence"], 2);
+    assert_eq!(json["header"]["format_version"], 1);
+    assert_eq!(json["expected"]["sequence"], 2);
+    assert_eq!(json["verification"]["ok"], true);
+    assert_eq!(json["header"]["key_id"], json["verification"]["key_id"]);
+
+    // A generation copied under another sequence number is caught by its signed header.
+    let renamed_dir = dir.path().join("copy/demo_agent");
+    fs::create_dir_all(&renamed_dir).unwrap();
+    let renamed = renamed_dir.join("00000000000000000099.pst");
+    fs::copy(&newest, &renamed).unwrap();
+    let r = persist_run(&["inspect", s(&renamed), "--key", s(&key)]);
+    r.assert_code(1);
+    assert!(r.stdout.contains("carries sequence 2"), "{}", r.stdout);
+}
+
+#[test]
+fn inspect_never_panics_on_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 1000, 1000);
+    let (_, key) = store_and_key(dir.path());
+    let good = fs::read(generation_files(dir.path()).pop().unwrap()).unwrap();
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("truncated-header", good[..100].to_vec()),
+        ("truncated-payload", good[..good.len() / 2].to_vec()),
+        (
+            "random",
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ),
+        (
+            "magic-only",
+            good[..8].iter().copied().chain([0xff; 300]).collect(),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.path().join(name);
+        fs::write(&path, bytes).unwrap();
+        for json in [false, true] {
+            let mut args = vec!["inspect", s(&path), "--key", s(&key)];
+            if json {
+                args.push("--json");
+            }
+            let r = persist_run(&args);
+            r.assert_code(1);
+            if json {
+                assert_eq!(r.json()["verification"]["ok"], false, "{name}");
+            }
+        }
+    }
+    persist_run(&["inspect", s(&dir.path().join("missing.pst"))]).assert_code(2);
+    let r = persist_run(&["inspect", s(dir.path())]);
+    r.assert_code(2);
+    assert!(r.stderr.contains("cannot read"), "{}", r.stderr);
+}
+
+#[test]
+fn verify_passes_then_fails_after_a_flipped_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 3000, 1000);
+    let (store, key) = store_and_key(dir.path());
+    let ok = persist_run(&["verify", s(&store), "--key", s(&key)]);
+    ok.assert_code(0);
+    assert!(
+        ok.stdout.contains("demo_agent: ok (newest generation 3"),
+        "{}",
+        ok.stdout
+    );
+    assert_eq!(
+        persist_run(&["verify", s(&store), "--key", s(&key), "--json"]).json()["ok"],
+        true
+    );
+
+    flip_byte(&generation_files(dir.path())[2], 1000);
+    let bad = persist_run(&["verify", s(&store), "--key", s(&key)]);
+    bad.assert_code(1);
+    assert!(bad.stdout.contains("demo_agent: FAILED"), "{}", bad.stdout);
+    assert!(bad.stdout.contains("generation 3 ("), "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("HMAC tag does not verify"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout.contains("newest valid generation: 2"),
+        "{}",
+        bad.stdout
+    );
+
+    let j = persist_run(&["verify", s(&store), "--key", s(&key), "--json"]);
+    j.assert_code(1);
+    let json = j.json();
+    assert_eq!(json["ok"], false);
+    let state = &json["states"][0];
+    assert_eq!(state["newest"], 3);
+    assert_eq!(state["newest_valid"], 2);
+    assert_eq!(state["failed"][0]["sequence"], 3);
+
+    // Every generation broken: no fallback left.
+    for f in generation_files(dir.path()) {
+        fs::write(&f, b"garbage").unwrap();
+    }
+    let r = persist_run(&["verify", s(&store), "--key", s(&key)]);
+    r.assert_code(1);
+    assert!(
+        r.stdout.contains("no valid generation left"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("truncated"), "{}", r.stdout);
+}
+
+#[test]
+fn verify_with_the_wrong_key_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 1000, 1000);
+    let (store, _) = store_and_key(dir.path());
+    let other = dir.path().join("other.key");
+    persist_run(&["keygen", "--out", s(&other)]).assert_code(0);
+    let r = persist_run(&["verify", s(&store), "--key", s(&other)]);
+    r.assert_code(1);
+    assert!(r.stdout.contains("unknown key id"), "{}", r.stdout);
+}
+
+#[test]
+fn verify_of_an_empty_or_missing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 100, 100);
+    let (store, key) = store_and_key(dir.path());
+    // The demo's directory instead of its store: nothing there, with a hint.
+    let r = persist_run(&["verify", s(dir.path()), "--key", s(&key)]);
+    r.assert_code(1);
+    assert!(r.stdout.contains("no state found"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("did you mean {}", store.display())),
+        "{}",
+        r.stdout
+    );
+
+    let missing = dir.path().join("nope");
+    for cmd in ["verify", "list"] {
+        let r = persist_run(&[cmd, s(&missing), "--key", s(&key)]);
+        r.assert_code(2);
+        assert!(r.stderr.contains("cannot open the store"), "{}", r.stderr);
+    }
+    let r = persist_run(&["list", s(&key), "--key", s(&key)]);
+    r.assert_code(2);
+    assert!(r.stderr.contains("is not a directory"), "{}", r.stderr);
+}
+
+#[test]
+fn key_sources_and_their_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 100, 100);
+    let (store, key) = store_and_key(dir.path());
+
+    let missing = persist_run(&["verify", s(&store)]);
+    missing.assert_code(2);
+    assert!(
+        missing.stderr.contains("no key given"),
+        "{}",
+        missing.stderr
+    );
+
+    let from_env_file = run(persist()
+        .args(["verify", s(&store)])
+        .env("PERSIST_KEY_FILE", &key));
+    from_env_file.assert_code(0);
+
+    let hex: String = fs::read(&key)
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let from_hex = run(persist()
+        .args(["verify", s(&store)])
+        .env("PERSIST_KEY", &hex));
+    from_hex.assert_code(0);
+
+    let not_hex = run(persist()
+        .args(["verify", s(&store)])
+        .env("PERSIST_KEY", "xyz"));
+    not_hex.assert_code(2);
+    assert!(not_hex.stderr.contains("PERSIST_KEY"), "{}", not_hex.stderr);
+
+    let short = run(persist()
+        .args(["verify", s(&store)])
+        .env("PERSIST_KEY", "abcd"));
+    short.assert_code(2);
+    assert!(
+        short.stderr.contains("at least 32 bytes"),
+        "{}",
+        short.stderr
+    );
+
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let insecure = persist_run(&["list", s(&store), "--key", s(&key)]);
+    insecure.assert_code(2);
+    assert!(insecure.stderr.contains("mode 0644"), "{}", insecure.stderr);
+    assert!(insecure.stderr.contains("chmod 600"), "{}", insecure.stderr);
+    assert_eq!(insecure.stderr.lines().count(), 2, "{}", insecure.stderr);
+
+    let absent = persist_run(&["list", s(&store), "--key", s(&dir.path().join("none"))]);
+    absent.assert_code(2);
+    assert!(
+        absent.stderr.contains("cannot read key file"),
+        "{}",
+        absent.stderr
+    );
+}
+
+#[test]
+fn read_only_commands_work_beside_a_live_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 2000, 1000);
+    let (store, key) = store_and_key(dir.path());
+    let writer = persist_fs::FsBackend::open(&store).expect("takes the write lock");
+    persist_run(&["list", s(&store), "--key", s(&key)]).assert_code(0);
+    persist_run(&["verify", s(&store), "--key", s(&key)]).assert_code(0);
+    let newest = generation_files(dir.path()).pop().unwrap();
+    persist_run(&["inspect", s(&newest), "--key", s(&key)]).assert_code(0);
+
+    let second_writer = persist_run(&["demo", "--dir", s(dir.path()), "--steps", "10"]);
+    second_writer.assert_code(2);
+    assert!(
+        second_writer.stderr.contains("locked"),
+        "{}",
+        second_writer.stderr
+    );
+    drop(writer);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    persist_run(&[]).assert_code(2);
+    persist_run(&["demo"]).assert_code(2);
+    persist_run(&["demo", "--dir", "x", "--save-every", "0"]).assert_code(2);
+    persist_run(&["verify"]).assert_code(2);
+    persist_run(&["frobnicate"]).assert_code(2);
+    persist_run(&["--help"]).assert_code(0);
+}
