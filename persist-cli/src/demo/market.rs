@@ -20,8 +20,14 @@ const EMA_ALPHA: f64 = 2.0 / 101.0;
 const WARM_UP_BARS: usize = 2 * WINDOW;
 /// The largest absolute log return of one bar.
 const MAX_RETURN: f64 = 0.2;
+/// The starting price's log, which every regime is weakly pulled back to so that the price
+/// wanders over a long run instead of drifting off to zero or infinity.
+const HOME_LOG_PRICE: f64 = 4.605_170_185_988_092; // ln(100)
+/// The strength of that pull per bar (a time constant of 2,000 bars).
+const HOME_PULL: f64 = 0.0005;
 
-/// One regime's return process: `r = drift + phi * r_prev - kappa * (log p - anchor) + vol * z`.
+/// One regime's return process:
+/// `r = drift + phi * r_prev - kappa * (log p - anchor) - pull * (log p - home) + vol * z`.
 struct Regime {
     name: &'static str,
     drift: f64,
@@ -101,9 +107,9 @@ impl Market {
             rng: seed,
             bar: 0,
             regime: 0,
-            log_price: 100f64.ln(),
-            anchor: 100f64.ln(),
-            ema: 100f64.ln(),
+            log_price: HOME_LOG_PRICE,
+            anchor: HOME_LOG_PRICE,
+            ema: HOME_LOG_PRICE,
             returns: vec![0.0; WINDOW],
             ring_next: 0,
         };
@@ -129,6 +135,7 @@ impl Market {
         self.rng = rng.0;
         let r = (regime.drift + regime.phi * self.last_return()
             - regime.kappa * (self.log_price - self.anchor)
+            - HOME_PULL * (self.log_price - HOME_LOG_PRICE)
             + regime.vol * z)
             .clamp(-MAX_RETURN, MAX_RETURN);
         self.log_price += r;
@@ -217,11 +224,15 @@ mod tests {
     fn regimes_switch_and_prices_stay_finite() {
         let mut m = Market::new(11);
         let mut seen = [false; REGIMES];
-        for _ in 0..20_000 {
+        let (mut low, mut high) = (f64::MAX, f64::MIN);
+        for _ in 0..500_000 {
             m.step();
             seen[usize::from(m.regime)] = true;
+            low = low.min(m.price());
+            high = high.max(m.price());
         }
         assert!(seen.iter().all(|&s| s), "regimes seen: {seen:?}");
+        assert!(low > 1.0 && high < 10_000.0, "price range {low}..{high}");
         assert!(m.validate().is_ok());
         let f = m.features();
         assert!(f.momentum.is_finite() && f.volatility > 0.0 && f.trend.is_finite());
