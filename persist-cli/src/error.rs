@@ -73,6 +73,12 @@ pub enum CliError {
         /// The path given.
         path: PathBuf,
     },
+    /// A file path names a directory, a device or a FIFO.
+    #[error("{path} is not a regular file")]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+    },
     /// The store could not be opened.
     #[error("cannot open the store in {path}")]
     OpenStore {

@@ -400,9 +400,11 @@ fn inspect_never_panics_on_bad_files() {
         }
     }
     persist_run(&["inspect", s(&dir.path().join("missing.pst"))]).assert_code(2);
-    let r = persist_run(&["inspect", s(dir.path())]);
-    r.assert_code(2);
-    assert!(r.stderr.contains("cannot read"), "{}", r.stderr);
+    for not_a_file in [dir.path(), Path::new("/dev/zero")] {
+        let r = persist_run(&["inspect", s(not_a_file)]);
+        r.assert_code(2);
+        assert!(r.stderr.contains("is not a regular file"), "{}", r.stderr);
+    }
 }
 
 #[test]

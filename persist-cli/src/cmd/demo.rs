@@ -79,7 +79,10 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     let target = state.step.saturating_add(args.steps);
     let started = Instant::now();
     while state.step < target {
-        let until = target.min((state.step / args.save_every + 1) * args.save_every);
+        let next_save = (state.step / args.save_every)
+            .saturating_add(1)
+            .saturating_mul(args.save_every);
+        let until = target.min(next_save);
         let stats = state.run(until - state.step);
         save(
             &store,

@@ -77,6 +77,17 @@ struct Verification {
 /// Inspects the file.
 pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<Status, CliError> {
     let key = keys::resolve(key_file)?;
+    // Only regular files: reading a device or a FIFO could block or never end.
+    let meta = std::fs::metadata(&args.file).map_err(|source| CliError::Io {
+        op: "read",
+        path: args.file.clone(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(CliError::NotAFile {
+            path: args.file.clone(),
+        });
+    }
     let bytes = std::fs::read(&args.file).map_err(|source| CliError::Io {
         op: "read",
         path: args.file.clone(),
