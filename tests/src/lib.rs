@@ -3,6 +3,9 @@
 //! The `#[derive(Persist)]` macro is a later issue, so [`AgentState`] implements
 //! [`Persist`] by hand, exactly as the derive will.
 
+pub mod sandbox;
+pub mod torture;
+
 use persist_core::rkyv::util::AlignedVec;
 use persist_core::{CodecError, Decoded, Fingerprint, Key, Keyring, Persist, codec, rkyv};
 
