@@ -38,11 +38,8 @@ pub enum Args {
 }
 
 pub fn parse(tokens: proc_macro2::TokenStream) -> Result<Args, Error> {
-    let whole = if tokens.is_empty() {
-        Span::call_site()
-    } else {
-        tokens.span()
-    };
+    // Missing arguments are reported on the whole attribute.
+    let whole = Span::call_site();
     let mut nested: Option<Span> = None;
     let mut name: Option<LitStr> = None;
     let mut version: Option<u32> = None;

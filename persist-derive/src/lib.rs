@@ -18,7 +18,7 @@
 //! impl From<ExitAgentV1> for ExitAgent {
 //!     fn from(old: ExitAgentV1) -> Self { ExitAgent { positions: old.positions, epsilon: 0.1 } }
 //! }
-//! ```
+//! ```ignore
 //!
 //! # Arguments
 //!

@@ -1,0 +1,8 @@
+use persist_core::persist;
+
+#[persist(name = "../state", version = 1)]
+pub struct State {
+    pub a: u64,
+}
+
+fn main() {}
