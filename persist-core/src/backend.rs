@@ -84,28 +84,62 @@ pub struct ObjectMeta {
 }
 
 /// The bytes of an object, 16-byte aligned so that an rkyv payload at offset 160 can be accessed
-/// in place.
-#[derive(Debug)]
-pub struct ObjectBytes(AlignedVec);
+/// in place: either an owned buffer, or a read-only memory map a backend made of an immutable
+/// object (see [`Backend::get_mapped`]).
+pub struct ObjectBytes(Repr);
+
+enum Repr {
+    Owned(AlignedVec),
+    Mapped(Box<dyn AsRef<[u8]> + Send + Sync>),
+}
 
 impl ObjectBytes {
     /// Wraps an aligned buffer.
     pub fn new(bytes: AlignedVec) -> Self {
-        ObjectBytes(bytes)
+        ObjectBytes(Repr::Owned(bytes))
     }
 
     /// Copies unaligned bytes into an aligned buffer.
     pub fn copy_from(bytes: &[u8]) -> Self {
         let mut v = AlignedVec::with_capacity(bytes.len());
         v.extend_from_slice(bytes);
-        ObjectBytes(v)
+        ObjectBytes(Repr::Owned(v))
+    }
+
+    /// Wraps a memory-mapped region without copying it. The region must stay valid and
+    /// unchanged for as long as it lives (the backend's responsibility: see
+    /// [`Backend::get_mapped`]). A region that does not start 16-byte aligned (never the case for
+    /// a page-aligned map) is copied into an aligned buffer instead.
+    pub fn mapped(region: Box<dyn AsRef<[u8]> + Send + Sync>) -> Self {
+        let bytes = (*region).as_ref();
+        if !(bytes.as_ptr() as usize).is_multiple_of(AlignedVec::<16>::ALIGNMENT) {
+            return Self::copy_from(bytes);
+        }
+        ObjectBytes(Repr::Mapped(region))
+    }
+
+    /// True when the bytes are a memory map rather than a copy.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.0, Repr::Mapped(_))
     }
 }
 
 impl Deref for ObjectBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Repr::Owned(v) => v,
+            Repr::Mapped(m) => (**m).as_ref(),
+        }
+    }
+}
+
+impl fmt::Debug for ObjectBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectBytes")
+            .field("len", &self.len())
+            .field("mapped", &self.is_mapped())
+            .finish()
     }
 }
 
@@ -129,6 +163,15 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Reads a whole object.
     fn get(&self, key: &str) -> Result<ObjectBytes, BackendError>;
+
+    /// Reads a whole object for zero-copy access, as a read-only memory map where the backend
+    /// can make one (the filesystem backend does); defaults to [`Backend::get`].
+    ///
+    /// A backend that maps relies on objects being immutable once committed (guarantee 1 and 2
+    /// above): a mapped object must never be modified or truncated in place while mapped.
+    fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
+        self.get(key)
+    }
 
     /// Lists the committed objects whose keys start with `prefix` (a directory ending in `/`).
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError>;

@@ -22,6 +22,7 @@ pub mod persist;
 pub mod recovery;
 pub mod schema;
 pub mod store;
+pub mod view;
 
 pub use rkyv;
 
@@ -40,3 +41,4 @@ pub use persist::{CodecError, Decoded, MigrationStep, Persist};
 pub use recovery::{RecoveryReport, RejectReason, Rejection};
 pub use schema::{Fingerprint, RkyvFormat};
 pub use store::{GenerationInfo, LoadError, Loaded, SaveError, SaveReceipt, Store, StoreConfig};
+pub use view::{OpenError, View};

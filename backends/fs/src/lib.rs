@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use persist_core::backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
 use persist_core::rkyv::util::AlignedVec;
 
+mod mmap;
+
 const LOCK_FILE: &str = ".lock";
 const TEMP_SUFFIX: &str = ".tmp";
 
@@ -348,6 +350,16 @@ impl Backend for FsBackend {
             target,
             dir,
         }))
+    }
+
+    /// A read-only memory map of the generation file (see `mmap.rs` for why that is sound).
+    fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
+        let path = self.resolve(key)?;
+        match mmap::map_file(&path) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => self.get(key),
+            Err(e) => Err(self.io_error("map", key, e)),
+        }
     }
 
     fn get(&self, key: &str) -> Result<ObjectBytes, BackendError> {

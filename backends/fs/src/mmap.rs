@@ -1,0 +1,32 @@
+//! Read-only memory maps of generation files, for zero-copy loads (`Store::open`).
+
+use std::fs::File;
+use std::path::Path;
+
+use persist_core::backend::ObjectBytes;
+
+/// Maps the whole file at `path` read-only. `Ok(None)` for an empty file, which cannot be
+/// mapped (the caller reads it instead).
+pub(crate) fn map_file(path: &Path) -> std::io::Result<Option<ObjectBytes>> {
+    let file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: a memory map is sound only while nobody modifies or truncates the file under it.
+    // The file is a committed generation of a persist store: it was written to a temp file,
+    // fsynced and renamed into place with RENAME_NOREPLACE, and the store never opens it for
+    // writing again; it is only ever read, then deleted by retention (unlinking a mapped file
+    // keeps its pages alive until the map is dropped, so deletion is harmless). The map is
+    // read-only (PROT_READ), so this process cannot write through it either.
+    //
+    // What is outside our control: another process with write access to the store directory
+    // could modify the file in place or truncate it. A truncation makes reads of the lost pages
+    // raise SIGBUS (the process dies; no wrong value is returned). An in-place modification
+    // after validation could change bytes under a reference rkyv has validated, which is
+    // undefined behaviour in principle; it requires deliberate tampering with files that the
+    // store's own protocol never writes twice, and the HMAC and validation checks make it
+    // visible to the next open. Deployments that cannot trust other writers to the directory
+    // should use `Store::load` (which copies) instead of `Store::open`.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    Ok(Some(ObjectBytes::mapped(Box::new(map))))
+}
