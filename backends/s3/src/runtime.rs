@@ -1,0 +1,63 @@
+//! The backend's own small tokio runtime, so that the synchronous [`persist_core::Backend`]
+//! trait can be served from plain threads and from inside a caller's tokio runtime alike.
+//!
+//! A future is spawned on this runtime and the calling thread waits for its result on a
+//! `std::sync::mpsc` channel: no `block_on` is ever called, so calling from an async context
+//! does not panic (it blocks that worker thread for the duration of the request, as any
+//! synchronous I/O would; async callers should use `spawn_blocking`).
+
+use std::future::Future;
+use std::sync::mpsc;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+
+/// An owned runtime, shut down in the background on drop (dropping a runtime inside an async
+/// context would otherwise panic).
+#[derive(Debug)]
+pub(crate) struct OwnedRuntime {
+    runtime: Option<Runtime>,
+}
+
+impl OwnedRuntime {
+    /// A multi-threaded runtime with `threads` workers and I/O and time drivers.
+    pub(crate) fn new(threads: usize) -> std::io::Result<Self> {
+        let runtime = Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("persist-s3")
+            .enable_all()
+            .build()?;
+        Ok(OwnedRuntime {
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The runtime's handle.
+    pub(crate) fn handle(&self) -> &Handle {
+        self.runtime
+            .as_ref()
+            .map(Runtime::handle)
+            .expect("the runtime is present until drop")
+    }
+
+    /// Runs `future` on this runtime and waits for its output on the calling thread.
+    pub(crate) fn run<F>(&self, future: F) -> Option<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.handle().spawn(async move {
+            let _ = tx.send(future.await);
+        });
+        // `None` only if the task was cancelled: the runtime is shutting down.
+        rx.recv().ok()
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
