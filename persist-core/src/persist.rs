@@ -48,9 +48,10 @@ pub enum CodecError {
 
 /// A state type the store can save and load.
 ///
-/// `#[derive(Persist)]` (a later issue) generates this impl, including the migration chain. By
-/// hand, an impl for a type that derives rkyv's `Archive`, `Serialize` and `Deserialize` is a few
-/// lines with the helpers of [`crate::codec`]:
+/// The `#[persist(name = "...", version = N, from = Previous)]` attribute (see
+/// [`macro@crate::persist`]) generates this impl, including the migration chain and a layout
+/// fingerprint built from [`crate::layout`]. By hand, an impl for a type that derives rkyv's
+/// `Archive`, `Serialize` and `Deserialize` is a few lines with the helpers of [`crate::codec`]:
 ///
 /// ```
 /// use persist_core::{codec, rkyv, CodecError, Decoded, Fingerprint, Persist};

@@ -3,7 +3,7 @@
 //! Use it through `persist_core` (`use persist_core::persist;`), which re-exports it the way
 //! `serde` re-exports `serde_derive`; a downstream crate needs no other dependency.
 //!
-//! ```ignore
+//! ```
 //! use persist_core::persist;
 //!
 //! #[persist(nested)]                      // a type used inside states
@@ -18,7 +18,7 @@
 //! impl From<ExitAgentV1> for ExitAgent {
 //!     fn from(old: ExitAgentV1) -> Self { ExitAgent { positions: old.positions, epsilon: 0.1 } }
 //! }
-//! ```ignore
+//! ```
 //!
 //! # Arguments
 //!
@@ -43,7 +43,8 @@
 //! `#[derive(Archive, Serialize, Deserialize)]` and `#[rkyv(crate = ::persist_core::rkyv)]`
 //! itself, then generates the `Layout` and `Persist` impls. Other derives and type-level
 //! `#[rkyv(...)]` attributes (`derive(Debug)`, `compare(PartialEq)`, …) may be written next to
-//! it as usual.
+//! it as usual, below it: Rust expands attribute macros before derives and requires them to
+//! come first.
 //!
 //! # What it generates
 //!
