@@ -102,7 +102,7 @@ pub fn privileged_or_skip(test: &str, tools: &[&str], needs_loop: bool) -> bool 
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test} cannot run under CI=true: {reason}");
     }
-    eprintln!("SKIPPED {test}: {reason}");
+    crate::torture::report(&format!("SKIPPED {test}: {reason}"));
     false
 }
 

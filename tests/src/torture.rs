@@ -23,6 +23,13 @@ pub fn monotonic_nanos() -> u64 {
     u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
 }
 
+/// Prints a line of results to stderr past the test harness's output capture (which only
+/// catches `print!`/`eprint!`), so kill and cut counts, and `SKIPPED` lines, show in every run.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// One acknowledged save: `ack <total_updates> <sequence> <monotonic ns>`, printed right after
 /// `Store::save` returned `Ok`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

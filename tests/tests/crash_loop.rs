@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use persist_core::{LoadError, Persist, Store, StoreConfig};
 use persist_fs::FsBackend;
-use persist_tests::torture::{Ack, torture_state};
+use persist_tests::torture::{Ack, report, torture_state};
 use persist_tests::{AgentState, test_keyring};
 use rand::Rng;
 
@@ -159,13 +159,13 @@ fn sigkill_loop_never_loses_an_acknowledged_save() {
         }
     }
     let elapsed = started.elapsed();
-    eprintln!(
+    report(&format!(
         "crash_loop: {KILLS} kills, {total_acks} acks, final counter {durable}, \
          {kills_mid_save} kills left a temp file, {kills_after_unacked_save} kills came after an \
          unacknowledged durable save, max {max_generations} generations (retain {RETAIN}), \
          {:.1} s",
         elapsed.as_secs_f64()
-    );
+    ));
     assert!(
         durable > 0 && total_acks > 0,
         "no save was ever acknowledged"

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use persist_core::{LoadError, Persist, Store, StoreConfig};
 use persist_fs::FsBackend;
 use persist_tests::sandbox::{self, Mount, RigError};
-use persist_tests::torture::{Ack, monotonic_nanos, torture_state};
+use persist_tests::torture::{Ack, monotonic_nanos, report, torture_state};
 use persist_tests::{AgentState, test_keyring};
 use rand::Rng;
 
@@ -346,7 +346,7 @@ fn every_acknowledged_save_survives(fs: Fs) {
         max_generations = max_generations.max(c.generations);
         sample_error = sample_error.or(c.error);
     }
-    eprintln!(
+    report(&format!(
         "power_cut {}: {CUTS} cuts, {acks} acks before the cuts, 0 acknowledged saves lost, \
          {unacked_durable} cuts kept an unacknowledged save (max {beyond_max} beyond the last \
          ack), {acks_during} acks stamped during the shutdown ioctl (max {max_ioctl_micros} µs), \
@@ -355,7 +355,7 @@ fn every_acknowledged_save_survives(fs: Fs) {
         fs.name,
         sample_error.unwrap_or_default(),
         started.elapsed().as_secs_f64()
-    );
+    ));
     assert!(acks >= CUTS, "the children acknowledged only {acks} saves");
 }
 
@@ -369,7 +369,7 @@ fn without_dir_fsync_a_save_is_lost(fs: Fs) {
         let c = one_cut(&mut rig, false, &mut rng);
         acks += c.acks_before;
         if c.lost() > 0 {
-            eprintln!(
+            report(&format!(
                 "power_cut {} --no-dir-fsync: lost {} acknowledged save(s) at cut {cut} \
                  (last ack {}, loaded {:?}), {acks} acks, {:.1} s",
                 fs.name,
@@ -377,7 +377,7 @@ fn without_dir_fsync_a_save_is_lost(fs: Fs) {
                 c.last_ack,
                 c.loaded,
                 started.elapsed().as_secs_f64()
-            );
+            ));
             return;
         }
     }
