@@ -38,7 +38,7 @@ pub use envelope::{EnvelopeError, Header};
 pub use key::{Key, KeyError, KeyId, Keyring};
 pub use layout::Layout;
 pub use persist::{CodecError, Decoded, MigrationStep, Persist};
-pub use recovery::{RecoveryReport, RejectReason, Rejection};
+pub use recovery::{RecoveryReport, RejectReason, Rejection, RestoredFrom};
 pub use schema::{Fingerprint, RkyvFormat};
 pub use store::{GenerationInfo, LoadError, Loaded, SaveError, SaveReceipt, Store, StoreConfig};
 pub use view::{OpenError, View};

@@ -77,14 +77,29 @@ pub struct RecoveryReport {
     pub age: Duration,
     /// Migration steps applied, oldest first.
     pub migrations: Vec<MigrationStep>,
-    /// Newer generations that were rejected, newest first.
+    /// Newer generations that were rejected, newest first (local ones first when the value
+    /// was restored from off-site).
     pub rejected: Vec<Rejection>,
+    /// Set when the local store had no valid generation and the value came from the off-site
+    /// copy ([`crate::StoreConfig::off_site`]).
+    pub restored_from: Option<RestoredFrom>,
+}
+
+/// Where a restored value came from and how it was written back locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredFrom {
+    /// The off-site backend's location.
+    pub location: String,
+    /// The local generation it was written back as, if that succeeded.
+    pub local_sequence: Option<u64>,
+    /// Why writing it back locally failed, if it did (the value is still returned).
+    pub write_back_error: Option<String>,
 }
 
 impl RecoveryReport {
     /// True when the newest generation was used as it was (no fallback, no migration).
     pub fn is_clean(&self) -> bool {
-        self.rejected.is_empty() && self.migrations.is_empty()
+        self.rejected.is_empty() && self.migrations.is_empty() && self.restored_from.is_none()
     }
 }
 
@@ -100,6 +115,21 @@ impl fmt::Display for RecoveryReport {
             "  age: {:.3} s (data-loss window)",
             self.age.as_secs_f64()
         )?;
+        if let Some(r) = &self.restored_from {
+            match (&r.local_sequence, &r.write_back_error) {
+                (Some(seq), _) => write!(
+                    f,
+                    "\n  restored from off-site {}; written back locally as generation {seq}",
+                    r.location
+                )?,
+                (None, Some(e)) => write!(
+                    f,
+                    "\n  restored from off-site {}; NOT written back locally: {e}",
+                    r.location
+                )?,
+                (None, None) => write!(f, "\n  restored from off-site {}", r.location)?,
+            }
+        }
         for m in &self.migrations {
             write!(f, "\n  migrated v{} -> v{}", m.from, m.to)?;
         }

@@ -12,7 +12,7 @@
 //!   before a value is returned, and a failed generation is reported, not hidden.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::backend::{Backend, BackendError, ObjectMeta};
@@ -20,7 +20,7 @@ use crate::encoded::Encoded;
 use crate::envelope::{self, EnvelopeError, Expect, HEADER_LEN, Header, TAG_LEN};
 use crate::key::Keyring;
 use crate::persist::{CodecError, Persist};
-use crate::recovery::{RecoveryReport, RejectReason, Rejection};
+use crate::recovery::{RecoveryReport, RejectReason, Rejection, RestoredFrom};
 use crate::schema::RkyvFormat;
 
 /// The file extension of a generation.
@@ -66,6 +66,10 @@ pub struct StoreConfig {
     /// Payloads at least this large are signed on a second thread while they are written
     /// (default 1 MiB).
     pub parallel_sign_threshold: usize,
+    /// An off-site copy of this store (e.g. an S3 backend a replicator fills). When set,
+    /// [`Store::load`] falls back to it if the local backend has no valid generation, verifies
+    /// the generation completely, and writes it back locally (default `None`: no fallback).
+    pub off_site: Option<Arc<dyn Backend>>,
 }
 
 impl Default for StoreConfig {
@@ -74,6 +78,7 @@ impl Default for StoreConfig {
             retain: 4,
             space_reserve: 100 * 1024 * 1024,
             parallel_sign_threshold: 1 << 20,
+            off_site: None,
         }
     }
 }
@@ -127,6 +132,14 @@ pub enum LoadError {
     /// The generations could not be listed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The local store had no valid generation and the off-site fallback failed too.
+    #[error("{local}; off-site fallback failed too: {off_site}")]
+    OffSiteFailed {
+        /// Why the local store had nothing.
+        local: Box<LoadError>,
+        /// Why the off-site copy had nothing.
+        off_site: Box<LoadError>,
+    },
 }
 
 fn list(rejected: &[Rejection]) -> String {
@@ -382,21 +395,7 @@ impl Store {
 
     /// The generations of state `name`, oldest first (listed, not verified).
     pub fn generations(&self, name: &str) -> Result<Vec<GenerationInfo>, BackendError> {
-        let mut out: Vec<GenerationInfo> = self
-            .backend
-            .list(&format!("{name}/"))?
-            .into_iter()
-            .filter_map(|ObjectMeta { key, size }| {
-                let (n, sequence) = parse_generation_key(&key)?;
-                (n == name).then(|| GenerationInfo {
-                    sequence,
-                    key: key.clone(),
-                    size,
-                })
-            })
-            .collect();
-        out.sort_by_key(|g| g.sequence);
-        Ok(out)
+        generations_in(self.backend.as_ref(), name)
     }
 
     /// The names of every state with at least one generation, sorted.
@@ -414,18 +413,108 @@ impl Store {
 
     /// Loads the newest valid generation of `T`, walking back past invalid ones and migrating
     /// older versions. The report lists every generation rejected on the way.
+    ///
+    /// With [`StoreConfig::off_site`] set, a local store without a valid generation falls back
+    /// to the off-site copy: the value is verified like any other, written back locally, and
+    /// [`RecoveryReport::restored_from`] says so.
     pub fn load<T: Persist>(&self) -> Result<Loaded<T>, LoadError> {
+        match self.load_from::<T>(self.backend.as_ref()) {
+            Ok(loaded) => {
+                self.remember_authentic(T::NAME, loaded.report.sequence);
+                Ok(loaded)
+            }
+            Err(local @ (LoadError::NoGeneration { .. } | LoadError::AllInvalid { .. })) => {
+                match &self.config.off_site {
+                    Some(off_site) => self.restore_from_off_site::<T>(off_site.as_ref(), local),
+                    None => Err(local),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Loads from the off-site backend and writes the generation back locally: verbatim under
+    /// its own key if that key is free, else re-sealed as a new local generation.
+    fn restore_from_off_site<T: Persist>(
+        &self,
+        off_site: &dyn Backend,
+        local: LoadError,
+    ) -> Result<Loaded<T>, LoadError> {
+        tracing::warn!(error = %local, off_site = %off_site.location(), "no valid local generation; trying the off-site copy");
+        let mut loaded = match self.load_from::<T>(off_site) {
+            Ok(loaded) => loaded,
+            Err(off) => {
+                return Err(LoadError::OffSiteFailed {
+                    local: Box::new(local),
+                    off_site: Box::new(off),
+                });
+            }
+        };
+        let sequence = loaded.report.sequence;
+        let written = self.write_back::<T>(off_site, sequence, &loaded.value);
+        if let Err(e) = &written {
+            tracing::error!(error = %e, "restored off-site generation could not be written back locally");
+        }
+        if let LoadError::AllInvalid { rejected, .. } = local {
+            let mut all = rejected;
+            all.append(&mut loaded.report.rejected);
+            loaded.report.rejected = all;
+        }
+        loaded.report.restored_from = Some(RestoredFrom {
+            location: off_site.location(),
+            local_sequence: written.as_ref().ok().copied(),
+            write_back_error: written.err().map(|e| e.to_string()),
+        });
+        tracing::info!(report = %loaded.report, "restored from the off-site copy");
+        Ok(loaded)
+    }
+
+    fn write_back<T: Persist>(
+        &self,
+        off_site: &dyn Backend,
+        sequence: u64,
+        value: &T,
+    ) -> Result<u64, SaveError> {
+        let key = generation_key(T::NAME, sequence);
+        let bytes = off_site.get(&key)?;
+        let expect = Expect {
+            name: Some(T::NAME),
+            sequence: Some(sequence),
+            ..Expect::default()
+        };
+        let verbatim = envelope::open(&self.keyring, &bytes, &expect).is_ok()
+            && self.preflight(bytes.len() as u64).is_ok();
+        if verbatim {
+            match self.backend.put_new(&key, &[&bytes]) {
+                Ok(()) => {
+                    let mut books = self.books.lock().unwrap_or_else(|p| p.into_inner());
+                    let book = books.entry(T::NAME.to_string()).or_default();
+                    book.authentic.insert(sequence, true);
+                    if let Some(next) = book.next_sequence.as_mut() {
+                        *next = (*next).max(sequence + 1);
+                    }
+                    return Ok(sequence);
+                }
+                Err(BackendError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The key is taken locally (by an invalid generation): save anew.
+        Ok(self.save(value)?.sequence)
+    }
+
+    fn load_from<T: Persist>(&self, backend: &dyn Backend) -> Result<Loaded<T>, LoadError> {
         envelope::validate_name(T::NAME).map_err(LoadError::InvalidName)?;
-        let generations = self.generations(T::NAME)?;
+        let generations = generations_in(backend, T::NAME)?;
         if generations.is_empty() {
             return Err(LoadError::NoGeneration {
                 name: T::NAME.to_string(),
-                location: self.backend.location(),
+                location: backend.location(),
             });
         }
         let mut rejected = Vec::new();
         for generation in generations.into_iter().rev() {
-            match self.load_generation::<T>(&generation) {
+            match self.load_generation::<T>(backend, &generation) {
                 Ok((value, header, migrations)) => {
                     let created_at = header.created_at();
                     let age = SystemTime::now()
@@ -433,18 +522,18 @@ impl Store {
                         .unwrap_or_default();
                     let report = RecoveryReport {
                         name: T::NAME.to_string(),
-                        source: self.backend.location(),
+                        source: backend.location(),
                         sequence: generation.sequence,
                         schema_version: header.schema_version,
                         created_at,
                         age,
                         migrations,
                         rejected,
+                        restored_from: None,
                     };
                     if !report.rejected.is_empty() {
                         tracing::warn!(%report, "recovered past rejected generations");
                     }
-                    self.remember_authentic(T::NAME, generation.sequence);
                     return Ok(Loaded { value, report });
                 }
                 Err(reason) => {
@@ -464,7 +553,7 @@ impl Store {
         }
         Err(LoadError::AllInvalid {
             name: T::NAME.to_string(),
-            location: self.backend.location(),
+            location: backend.location(),
             rejected,
         })
     }
@@ -480,9 +569,10 @@ impl Store {
 
     fn load_generation<T: Persist>(
         &self,
+        backend: &dyn Backend,
         generation: &GenerationInfo,
     ) -> Result<(T, Header, Vec<crate::MigrationStep>), RejectReason> {
-        let bytes = self.backend.get(&generation.key)?;
+        let bytes = backend.get(&generation.key)?;
         let expect = Expect {
             name: Some(T::NAME),
             sequence: Some(generation.sequence),
@@ -527,4 +617,22 @@ fn now_nanos() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// The generations of state `name` in `backend`, oldest first (listed, not verified).
+fn generations_in(backend: &dyn Backend, name: &str) -> Result<Vec<GenerationInfo>, BackendError> {
+    let mut out: Vec<GenerationInfo> = backend
+        .list(&format!("{name}/"))?
+        .into_iter()
+        .filter_map(|ObjectMeta { key, size }| {
+            let (n, sequence) = parse_generation_key(&key)?;
+            (n == name).then(|| GenerationInfo {
+                sequence,
+                key: key.clone(),
+                size,
+            })
+        })
+        .collect();
+    out.sort_by_key(|g| g.sequence);
+    Ok(out)
 }

@@ -140,6 +140,7 @@ impl Store {
                             .unwrap_or_default(),
                         migrations: Vec::new(),
                         rejected,
+                        restored_from: None,
                     };
                     return Ok(View { archived, report });
                 }
