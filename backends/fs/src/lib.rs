@@ -79,8 +79,7 @@ impl FsBackend {
             let path = path.to_path_buf();
             move |source| FsError::Io { op, path, source }
         };
-        if !root.is_dir() {
-            fs::create_dir_all(&root).map_err(io("create", &root))?;
+        if ensure_dir(&root).map_err(io("create", &root))? {
             if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
                 sync_dir(parent).map_err(io("fsync", parent))?;
             }
@@ -247,6 +246,22 @@ fn libc_enospc() -> i32 {
     rustix::io::Errno::NOSPC.raw_os_error()
 }
 
+/// Creates `dir` (and its parents) unless it exists; returns whether it was created.
+///
+/// Only a `NotFound` from `stat` means "create it": any other error (an `EIO` after a filesystem
+/// shutdown, say) is returned as it is, never mistaken for a missing directory.
+fn ensure_dir(dir: &Path) -> io::Result<bool> {
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(false),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} exists and is not a directory", dir.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir_all(dir).map(|()| true),
+        Err(e) => Err(e),
+    }
+}
+
 /// `fsync` of a directory, which makes the names in it durable.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -324,8 +339,9 @@ impl Backend for FsBackend {
             .parent()
             .expect("a resolved key has a parent")
             .to_path_buf();
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir).map_err(|e| self.io_error("create directory for", key, e))?;
+        let created =
+            ensure_dir(&dir).map_err(|e| self.io_error("create directory for", key, e))?;
+        if created {
             // The new directory's own name must be durable too.
             let parent = dir.parent().unwrap_or(&self.root);
             sync_dir(parent).map_err(|e| self.io_error("fsync directory of", key, e))?;

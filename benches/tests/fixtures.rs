@@ -1,0 +1,170 @@
+//! The bench fixtures and floors do what the benches claim: the states round-trip through a
+//! store at the sizes stated, the floor keeps its directory small, the HMAC floor hashes exactly
+//! what the envelope signs, and the verified view reads the newest generation.
+
+use persist_bench::agent::EntryAgentState;
+use persist_bench::floor::{ProtocolFloor, hmac_sha256};
+use persist_bench::replay::{ReplayBuffer, SPEC_EXPERIENCES};
+use persist_bench::view::{ViewError, with_newest_verified};
+use persist_bench::{BENCH_SECRET, open_store, report};
+use persist_core::envelope::{DOMAIN, HEADER_LEN, TAG_LEN};
+use persist_core::{Persist, StoreConfig};
+
+#[test]
+fn four_kb_state_has_a_4096_byte_payload_and_round_trips() {
+    let state = EntryAgentState::four_kb(3);
+    assert_eq!(state.encode().unwrap().len(), 4096);
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path(), StoreConfig::default()).unwrap();
+    let receipt = store.save(&state).unwrap();
+    assert_eq!(receipt.bytes, (HEADER_LEN + 4096 + TAG_LEN) as u64);
+    assert_eq!(store.load::<EntryAgentState>().unwrap().value, state);
+}
+
+#[test]
+fn replay_experience_costs_104_bytes_and_round_trips() {
+    let small = ReplayBuffer::sample(10, 1).encode().unwrap().len();
+    let big = ReplayBuffer::sample(1010, 1).encode().unwrap().len();
+    // 96 bytes of experience and 8 of priority each.
+    assert_eq!(big - small, 1000 * 104);
+
+    let buffer = ReplayBuffer::sample(SPEC_EXPERIENCES, 9);
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path(), StoreConfig::default()).unwrap();
+    store.save(&buffer).unwrap();
+    assert_eq!(store.load::<ReplayBuffer>().unwrap().value, buffer);
+}
+
+#[test]
+fn floor_writes_durable_files_and_keeps_only_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut floor = ProtocolFloor::new(dir.path(), 4).unwrap();
+    let mut last = None;
+    for i in 0..10u8 {
+        last = Some(floor.write(&[i; 100]).unwrap());
+    }
+    assert_eq!(std::fs::read(last.unwrap()).unwrap(), vec![9u8; 100]);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(
+        names.iter().all(|n| n.ends_with(".dat")),
+        "no temp file left: {names:?}"
+    );
+    assert_eq!(floor.live().count(), 4);
+}
+
+#[test]
+fn hmac_floor_hashes_exactly_what_the_envelope_signs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path(), StoreConfig::default()).unwrap();
+    store.save(&EntryAgentState::four_kb(1)).unwrap();
+    let newest = store
+        .generations(EntryAgentState::NAME)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let bytes = std::fs::read(dir.path().join(newest.key)).unwrap();
+    let (signed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+    assert_eq!(hmac_sha256(BENCH_SECRET, &[DOMAIN, signed]), tag);
+}
+
+#[test]
+fn verified_view_reads_the_newest_generation_or_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path(), StoreConfig::default()).unwrap();
+    let empty = with_newest_verified::<ReplayBuffer, _>(&store, |a| a.experiences.len());
+    assert!(matches!(
+        empty,
+        Err(ViewError::NoGeneration("replay_buffer"))
+    ));
+
+    store.save(&ReplayBuffer::sample(5, 1)).unwrap();
+    store.save(&ReplayBuffer::sample(7, 2)).unwrap();
+    let len = with_newest_verified::<ReplayBuffer, _>(&store, |a| a.experiences.len()).unwrap();
+    assert_eq!(len, 7);
+
+    let newest = store
+        .generations(ReplayBuffer::NAME)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let path = dir.path().join(newest.key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[HEADER_LEN + 3] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let tampered = with_newest_verified::<ReplayBuffer, _>(&store, |a| a.experiences.len());
+    assert!(
+        matches!(tampered, Err(ViewError::Envelope(_))),
+        "{tampered:?}"
+    );
+}
+
+#[test]
+fn report_renders_ratios_from_criterion_estimates() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |group: &str, name: &str, median: f64| {
+        let path = dir.path().join(group).join(name).join("new");
+        std::fs::create_dir_all(&path).unwrap();
+        let json = format!(r#"{{"median":{{"point_estimate":{median}}}}}"#);
+        std::fs::write(path.join("estimates.json"), json).unwrap();
+    };
+    for c in report::COMPARISONS {
+        write(c.group, c.store, 2_000_000.0);
+        write(c.group, c.floor, 1_000_000.0);
+    }
+    for (group, name) in report::SINGLES {
+        write(group, name, 1500.0);
+    }
+    let tables = report::render(dir.path()).unwrap();
+    assert!(
+        tables.contains(
+            "| save_4kb | store_save | 2.0 ms | protocol_floor | 1.0 ms | 2.00× | ≤ 1.15× | no |"
+        ),
+        "{tables}"
+    );
+    assert!(
+        tables.contains("| spec_8_2 | replay_10k_load | 1.5 µs |"),
+        "{tables}"
+    );
+
+    std::fs::remove_file(
+        dir.path()
+            .join("spec_8_2/replay_10k_load/new/estimates.json"),
+    )
+    .unwrap();
+    assert!(matches!(
+        report::render(dir.path()),
+        Err(report::ReportError::Read { .. })
+    ));
+}
+
+#[test]
+fn streamed_verify_accepts_a_generation_and_rejects_a_flipped_bit() {
+    use persist_bench::stream::read_and_verify;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path(), StoreConfig::default()).unwrap();
+    // 10.4 MB: two chunks.
+    store.save(&ReplayBuffer::sample(100_000, 3)).unwrap();
+    let newest = store
+        .generations(ReplayBuffer::NAME)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let path = dir.path().join(newest.key);
+    let (bytes, ok) = read_and_verify(&path, BENCH_SECRET).unwrap();
+    assert!(ok);
+    assert_eq!(*bytes, *std::fs::read(&path).unwrap());
+
+    let mut tampered = std::fs::read(&path).unwrap();
+    tampered[persist_bench::stream::CHUNK + 5] ^= 0x10;
+    std::fs::write(&path, tampered).unwrap();
+    assert!(!read_and_verify(&path, BENCH_SECRET).unwrap().1);
+    assert!(
+        !read_and_verify(&path, b"another key, also 32 bytes long!")
+            .unwrap()
+            .1
+    );
+}
