@@ -11,11 +11,9 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 use persist_bench::agent::EntryAgentState;
 use persist_bench::floor::{ProtocolFloor, hmac_sha256};
 use persist_bench::replay::{LARGE_EXPERIENCES, ReplayBuffer, SPEC_EXPERIENCES};
-use persist_bench::stream::read_and_verify;
-use persist_bench::view::with_newest_verified;
 use persist_bench::{BENCH_SECRET, open_store};
-use persist_core::envelope::{DOMAIN, HEADER_LEN, TAG_LEN};
-use persist_core::{Persist, Store, StoreConfig, codec};
+use persist_core::envelope::{DOMAIN, TAG_LEN};
+use persist_core::{Persist, Store, StoreConfig};
 
 /// Stores and floors live under the target directory, on the filesystem being measured.
 fn scratch() -> tempfile::TempDir {
@@ -108,27 +106,10 @@ fn large(c: &mut Criterion) {
     group.bench_function("store_load", |b| {
         b.iter_with_large_drop(|| store.load::<ReplayBuffer>().expect("load"))
     });
-    group.bench_function("verified_access", |b| {
+    group.bench_function("store_open", |b| {
         b.iter(|| {
-            with_newest_verified::<ReplayBuffer, _>(&store, |a| a.experiences.len())
-                .expect("verified view")
-        })
-    });
-    let generation = store
-        .generations(ReplayBuffer::NAME)
-        .expect("list")
-        .pop()
-        .expect("saved");
-    let path = root.join(&generation.key);
-    group.bench_function("prototype_streamed_access", |b| {
-        b.iter(|| {
-            let (bytes, authentic) = read_and_verify(&path, BENCH_SECRET).expect("read");
-            assert!(authentic, "the tag verifies");
-            let payload = &bytes[HEADER_LEN..bytes.len() - TAG_LEN];
-            codec::access::<ReplayBuffer>(payload)
-                .expect("valid")
-                .experiences
-                .len()
+            let view = store.open::<ReplayBuffer>().expect("open");
+            view.experiences.len()
         })
     });
     group.bench_function("hmac_floor", |b| {

@@ -17,8 +17,6 @@ pub mod agent;
 pub mod floor;
 pub mod replay;
 pub mod report;
-pub mod stream;
-pub mod view;
 
 use std::path::Path;
 

@@ -45,7 +45,7 @@ pub const COMPARISONS: &[Comparison] = &[
     },
     Comparison {
         group: "load_200mb",
-        store: "verified_access",
+        store: "store_open",
         floor: "hmac_floor",
         target: 1.25,
     },

@@ -1,11 +1,10 @@
 //! The bench fixtures and floors do what the benches claim: the states round-trip through a
 //! store at the sizes stated, the floor keeps its directory small, the HMAC floor hashes exactly
-//! what the envelope signs, and the verified view reads the newest generation.
+//! what the envelope signs, and the report reads criterion's estimates.
 
 use persist_bench::agent::EntryAgentState;
 use persist_bench::floor::{ProtocolFloor, hmac_sha256};
 use persist_bench::replay::{ReplayBuffer, SPEC_EXPERIENCES};
-use persist_bench::view::{ViewError, with_newest_verified};
 use persist_bench::{BENCH_SECRET, open_store, report};
 use persist_core::envelope::{DOMAIN, HEADER_LEN, TAG_LEN};
 use persist_core::{Persist, StoreConfig};
@@ -72,37 +71,6 @@ fn hmac_floor_hashes_exactly_what_the_envelope_signs() {
 }
 
 #[test]
-fn verified_view_reads_the_newest_generation_or_says_why_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(dir.path(), StoreConfig::default()).unwrap();
-    let empty = with_newest_verified::<ReplayBuffer, _>(&store, |a| a.experiences.len());
-    assert!(matches!(
-        empty,
-        Err(ViewError::NoGeneration("replay_buffer"))
-    ));
-
-    store.save(&ReplayBuffer::sample(5, 1)).unwrap();
-    store.save(&ReplayBuffer::sample(7, 2)).unwrap();
-    let len = with_newest_verified::<ReplayBuffer, _>(&store, |a| a.experiences.len()).unwrap();
-    assert_eq!(len, 7);
-
-    let newest = store
-        .generations(ReplayBuffer::NAME)
-        .unwrap()
-        .pop()
-        .unwrap();
-    let path = dir.path().join(newest.key);
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes[HEADER_LEN + 3] ^= 1;
-    std::fs::write(&path, bytes).unwrap();
-    let tampered = with_newest_verified::<ReplayBuffer, _>(&store, |a| a.experiences.len());
-    assert!(
-        matches!(tampered, Err(ViewError::Envelope(_))),
-        "{tampered:?}"
-    );
-}
-
-#[test]
 fn report_renders_ratios_from_criterion_estimates() {
     let dir = tempfile::tempdir().unwrap();
     let write = |group: &str, name: &str, median: f64| {
@@ -139,32 +107,4 @@ fn report_renders_ratios_from_criterion_estimates() {
         report::render(dir.path()),
         Err(report::ReportError::Read { .. })
     ));
-}
-
-#[test]
-fn streamed_verify_accepts_a_generation_and_rejects_a_flipped_bit() {
-    use persist_bench::stream::read_and_verify;
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(dir.path(), StoreConfig::default()).unwrap();
-    // 10.4 MB: two chunks.
-    store.save(&ReplayBuffer::sample(100_000, 3)).unwrap();
-    let newest = store
-        .generations(ReplayBuffer::NAME)
-        .unwrap()
-        .pop()
-        .unwrap();
-    let path = dir.path().join(newest.key);
-    let (bytes, ok) = read_and_verify(&path, BENCH_SECRET).unwrap();
-    assert!(ok);
-    assert_eq!(*bytes, *std::fs::read(&path).unwrap());
-
-    let mut tampered = std::fs::read(&path).unwrap();
-    tampered[persist_bench::stream::CHUNK + 5] ^= 0x10;
-    std::fs::write(&path, tampered).unwrap();
-    assert!(!read_and_verify(&path, BENCH_SECRET).unwrap().1);
-    assert!(
-        !read_and_verify(&path, b"another key, also 32 bytes long!")
-            .unwrap()
-            .1
-    );
 }
