@@ -19,7 +19,7 @@
 //! opens.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -281,6 +281,67 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// Objects at least this large are read into memory backed by transparent huge pages where the
+/// kernel allows it: page faults, not copying, dominate reading a large object from the page
+/// cache, and huge pages take 512 times fewer.
+const HUGE_PAGE_THRESHOLD: usize = 4 << 20;
+
+/// Fills the empty `buf` (capacity at least `len`) with the first `len` bytes of `file`, reading
+/// straight into its uninitialised capacity so that no byte is written twice. A file shorter than
+/// `len` is an [`io::ErrorKind::UnexpectedEof`] error.
+fn read_into_capacity(file: &File, buf: &mut AlignedVec, len: usize) -> io::Result<()> {
+    assert!(
+        buf.is_empty() && buf.capacity() >= len,
+        "caller reserves the capacity"
+    );
+    // SAFETY: the buffer owns an allocation of at least `len` bytes (asserted above), and
+    // `MaybeUninit<u8>` has the layout of `u8` and claims nothing about initialisation. `buf` is
+    // not touched while `spare` lives.
+    let spare = unsafe {
+        std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<std::mem::MaybeUninit<u8>>(), len)
+    };
+    let mut filled = 0;
+    while filled < len {
+        match rustix::io::pread(file, &mut spare[filled..], filled as u64) {
+            Ok(([], _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok((read, _)) => filled += read.len(),
+            Err(e) if e == rustix::io::Errno::INTR => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // SAFETY: the loop ended with `filled == len`: `pread` initialised all `len` bytes.
+    unsafe { buf.set_len(len) };
+    Ok(())
+}
+
+/// Asks the kernel to back the capacity of `buf` with transparent huge pages (`MADV_HUGEPAGE`,
+/// Linux only). A hint: it changes no byte, and failure is harmless.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(buf: &mut AlignedVec) {
+    const PAGE: usize = 4096;
+    let start = buf.as_mut_ptr() as usize;
+    let aligned = start.next_multiple_of(PAGE);
+    let end = (start + buf.capacity()) / PAGE * PAGE;
+    if end <= aligned {
+        return;
+    }
+    // SAFETY: `[aligned, end)` lies inside the buffer's own allocation and is page aligned;
+    // MADV_HUGEPAGE only changes how the kernel backs those pages, never their contents.
+    let rc = unsafe {
+        libc::madvise(
+            aligned as *mut libc::c_void,
+            end - aligned,
+            libc::MADV_HUGEPAGE,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "madvise(MADV_HUGEPAGE) refused");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_buf: &mut AlignedVec) {}
+
 /// An object being written to a temp file.
 struct FsObject<'a> {
     backend: &'a FsBackend,
@@ -380,7 +441,7 @@ impl Backend for FsBackend {
 
     fn get(&self, key: &str) -> Result<ObjectBytes, BackendError> {
         let path = self.resolve(key)?;
-        let mut file = File::open(&path).map_err(|e| self.io_error("open", key, e))?;
+        let file = File::open(&path).map_err(|e| self.io_error("open", key, e))?;
         let len = file
             .metadata()
             .map_err(|e| self.io_error("stat", key, e))?
@@ -390,9 +451,10 @@ impl Backend for FsBackend {
             message: format!("{key} is too large for this platform"),
         })?;
         let mut buf = AlignedVec::with_capacity(len);
-        buf.resize(len, 0);
-        file.read_exact(&mut buf)
-            .map_err(|e| self.io_error("read", key, e))?;
+        if len >= HUGE_PAGE_THRESHOLD {
+            advise_huge_pages(&mut buf);
+        }
+        read_into_capacity(&file, &mut buf, len).map_err(|e| self.io_error("read", key, e))?;
         Ok(ObjectBytes::new(buf))
     }
 
