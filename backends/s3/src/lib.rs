@@ -46,9 +46,14 @@
 mod backend;
 mod config;
 mod error;
+mod replicate;
+pub mod retention;
 mod runtime;
+mod shared;
 mod upload;
 
 pub use backend::{S3Backend, STAGING_DIR};
 pub use config::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, S3BackendBuilder, S3Url};
 pub use error::S3Error;
+pub use replicate::{PassReport, ReplicationStatus, Replicator, ReplicatorConfig, replicate_once};
+pub use shared::SharedBackend;

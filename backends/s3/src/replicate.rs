@@ -1,0 +1,428 @@
+//! [`Replicator`]: copies every new local generation, byte for byte and under the same key, to
+//! an off-site backend on a background thread.
+//!
+//! Saves never wait for it: the store writes locally as always, and the replicator finds new
+//! generations by listing the local backend (every poll interval, or at once after
+//! [`Replicator::notify`]). A failed upload is retried with exponential backoff; after an
+//! outage the next successful pass re-lists the off-site backend and pushes every generation
+//! that still exists locally and is missing off-site (a generation that local retention deleted
+//! meanwhile is gone and cannot be pushed). Copies are verbatim, so an off-site generation
+//! carries the local signature and is verified at restore like any other.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use persist_core::store::parse_generation_key;
+use persist_core::{Backend, BackendError};
+
+/// How a [`Replicator`] paces itself.
+#[derive(Clone, Debug)]
+pub struct ReplicatorConfig {
+    /// How often the local backend is listed for new generations (default 1 s).
+    pub poll_interval: Duration,
+    /// The first retry delay after a failure (default 200 ms); doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// The longest retry delay (default 30 s).
+    pub max_backoff: Duration,
+    /// The off-site listing is refreshed at least this often even without failures, so a
+    /// bucket emptied behind the replicator's back is refilled (default 60 s).
+    pub resync_interval: Duration,
+}
+
+impl Default for ReplicatorConfig {
+    fn default() -> Self {
+        ReplicatorConfig {
+            poll_interval: Duration::from_secs(1),
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            resync_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the replicator has done and how far behind it is.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicationStatus {
+    /// Local generations not yet off-site.
+    pub pending_generations: usize,
+    /// Seconds since the oldest pending generation was first seen locally (0 when none is
+    /// pending): how much newer the local state is than the off-site copy, at most.
+    pub seconds_behind: f64,
+    /// The last failure, if the last attempt failed (cleared by a successful pass).
+    pub last_error: Option<String>,
+    /// Failed attempts in a row.
+    pub consecutive_failures: u32,
+    /// Generations uploaded since start.
+    pub uploaded_generations: u64,
+    /// Bytes uploaded since start.
+    pub uploaded_bytes: u64,
+    /// Completed passes (each one listed, uploaded what was missing, or failed).
+    pub passes: u64,
+    /// When the last pass that left nothing pending finished.
+    pub last_caught_up: Option<SystemTime>,
+    /// The newest generation off-site per state name.
+    pub newest_off_site: BTreeMap<String, u64>,
+}
+
+impl ReplicationStatus {
+    /// True when nothing is pending and the last pass succeeded.
+    pub fn is_caught_up(&self) -> bool {
+        self.pending_generations == 0 && self.last_error.is_none() && self.passes > 0
+    }
+}
+
+/// The outcome of one synchronous pass ([`replicate_once`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Keys uploaded, in order.
+    pub uploaded: Vec<String>,
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// Keys already off-site (nothing to do).
+    pub already_present: usize,
+    /// Keys that vanished locally (local retention) before they could be read.
+    pub vanished: Vec<String>,
+}
+
+struct Shared {
+    status: Mutex<ReplicationStatus>,
+    wake: Mutex<bool>,
+    wake_cv: Condvar,
+    stop: AtomicBool,
+}
+
+/// Replicates a local backend to an off-site one in the background until dropped.
+///
+/// ```no_run
+/// # fn demo(local: Box<dyn persist_core::Backend>, off_site: std::sync::Arc<dyn persist_core::Backend>) {
+/// use persist_s3::{Replicator, ReplicatorConfig};
+/// let replicator = Replicator::start(local, off_site, ReplicatorConfig::default());
+/// // … store.save(…) as usual, then optionally:
+/// replicator.notify();
+/// let status = replicator.status();
+/// println!("{} generations / {:.1} s behind", status.pending_generations, status.seconds_behind);
+/// # }
+/// ```
+pub struct Replicator {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Replicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replicator")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replicator {
+    /// Starts replicating `local` (typically a read-only handle on the store's directory) to
+    /// `off_site`.
+    pub fn start(
+        local: Box<dyn Backend>,
+        off_site: Arc<dyn Backend>,
+        config: ReplicatorConfig,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            status: Mutex::new(ReplicationStatus::default()),
+            wake: Mutex::new(false),
+            wake_cv: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let worker = Worker {
+            local,
+            off_site,
+            config,
+            shared: Arc::clone(&shared),
+            known_off_site: None,
+            needs_listing: true,
+            first_seen: BTreeMap::new(),
+            last_listing: Instant::now(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("persist-replicator".into())
+            .spawn(move || worker.run())
+            .expect("spawn the replicator thread");
+        Replicator {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// Wakes the replicator now (call after a save to skip the poll delay). Never blocks on
+    /// the network.
+    pub fn notify(&self) {
+        let mut wake = self.shared.wake.lock().unwrap_or_else(|p| p.into_inner());
+        *wake = true;
+        self.shared.wake_cv.notify_one();
+    }
+
+    /// A snapshot of the replicator's status.
+    pub fn status(&self) -> ReplicationStatus {
+        self.shared
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Waits until a pass that started after this call left nothing pending, or `timeout`.
+    /// Returns the status either way.
+    pub fn wait_caught_up(&self, timeout: Duration) -> ReplicationStatus {
+        let start_passes = self.status().passes;
+        let deadline = Instant::now() + timeout;
+        self.notify();
+        loop {
+            let status = self.status();
+            if status.passes > start_passes + 1 && status.is_caught_up() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the background thread after its current pass.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.notify();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Replicator {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Worker {
+    local: Box<dyn Backend>,
+    off_site: Arc<dyn Backend>,
+    config: ReplicatorConfig,
+    shared: Arc<Shared>,
+    /// Keys known to be off-site (as of the last listing and uploads since).
+    known_off_site: Option<BTreeSet<String>>,
+    /// Set after a failure: the off-site listing may be stale (a server restarted empty).
+    needs_listing: bool,
+    /// When each pending key was first seen locally.
+    first_seen: BTreeMap<String, Instant>,
+    last_listing: Instant,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut backoff = self.config.initial_backoff;
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            let delay = match self.pass() {
+                Ok(()) => {
+                    backoff = self.config.initial_backoff;
+                    self.config.poll_interval
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "off-site replication failed");
+                    let this = backoff;
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                    self.needs_listing = true;
+                    self.update(|s| {
+                        s.last_error = Some(e.to_string());
+                        s.consecutive_failures += 1;
+                        s.passes += 1;
+                    });
+                    this
+                }
+            };
+            self.sleep(delay);
+        }
+    }
+
+    fn sleep(&self, delay: Duration) {
+        let wake = self.shared.wake.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut wake, _) = self
+            .shared
+            .wake_cv
+            .wait_timeout_while(wake, delay, |w| {
+                !*w && !self.shared.stop.load(Ordering::SeqCst)
+            })
+            .unwrap_or_else(|p| p.into_inner());
+        *wake = false;
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ReplicationStatus)) {
+        f(&mut self.shared.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn pass(&mut self) -> Result<(), BackendError> {
+        let local = generation_keys(self.local.as_ref())?;
+        let now = Instant::now();
+        self.first_seen.retain(|k, _| local.contains(k));
+        let stale = self.last_listing.elapsed() >= self.config.resync_interval;
+        let believed = self.known_off_site.clone().unwrap_or_default();
+        let pending: Vec<String> = local
+            .iter()
+            .filter(|k| !believed.contains(*k))
+            .cloned()
+            .collect();
+        for key in &pending {
+            self.first_seen.entry(key.clone()).or_insert(now);
+        }
+        // Lag as far as we know, published before any network call that may fail.
+        self.publish_lag(&pending);
+        if self.needs_listing || stale || !pending.is_empty() {
+            self.known_off_site = Some(generation_keys(self.off_site.as_ref())?);
+            self.needs_listing = false;
+            self.last_listing = now;
+        }
+        let known = self.known_off_site.as_mut().expect("listed above");
+        let pending: Vec<String> = local
+            .iter()
+            .filter(|k| !known.contains(*k))
+            .cloned()
+            .collect();
+        for key in &pending {
+            self.first_seen.entry(key.clone()).or_insert(now);
+        }
+        self.publish_lag(&pending);
+        for key in pending {
+            if self.shared.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let outcome = copy_one(self.local.as_ref(), self.off_site.as_ref(), &key)?;
+            let known = self.known_off_site.as_mut().expect("listed above");
+            known.insert(key.clone());
+            self.first_seen.remove(&key);
+            if let Copied::Uploaded(bytes) = outcome {
+                tracing::debug!(%key, bytes, "generation replicated off-site");
+                self.update(|s| {
+                    s.uploaded_generations += 1;
+                    s.uploaded_bytes += bytes;
+                });
+            }
+            let left: Vec<String> = self.first_seen.keys().cloned().collect();
+            self.publish_lag(&left);
+        }
+        let newest = newest_per_state(self.known_off_site.as_ref().expect("listed above"));
+        let was_failing = self
+            .shared
+            .status
+            .lock()
+            .map(|s| s.consecutive_failures)
+            .unwrap_or(0);
+        if was_failing > 0 {
+            tracing::info!(failures = was_failing, "off-site replication caught up");
+        }
+        self.update(|s| {
+            s.pending_generations = 0;
+            s.seconds_behind = 0.0;
+            s.last_error = None;
+            s.consecutive_failures = 0;
+            s.passes += 1;
+            s.last_caught_up = Some(SystemTime::now());
+            s.newest_off_site = newest;
+        });
+        Ok(())
+    }
+
+    fn publish_lag(&self, pending: &[String]) {
+        let behind = pending
+            .iter()
+            .filter_map(|k| self.first_seen.get(k))
+            .min()
+            .map_or(0.0, |t| t.elapsed().as_secs_f64());
+        self.update(|s| {
+            s.pending_generations = pending.len();
+            s.seconds_behind = behind;
+        });
+    }
+}
+
+enum Copied {
+    Uploaded(u64),
+    AlreadyThere,
+    Vanished,
+}
+
+fn copy_one(
+    local: &dyn Backend,
+    off_site: &dyn Backend,
+    key: &str,
+) -> Result<Copied, BackendError> {
+    let bytes = match local.get(key) {
+        Ok(b) => b,
+        // Deleted by local retention since the listing: nothing left to push.
+        Err(BackendError::NotFound { .. }) => return Ok(Copied::Vanished),
+        Err(e) => return Err(e),
+    };
+    match off_site.put_new(key, &[&bytes]) {
+        Ok(()) => Ok(Copied::Uploaded(bytes.len() as u64)),
+        // Generations are immutable and keys unique: the same key off-site is this generation.
+        Err(BackendError::AlreadyExists { .. }) => Ok(Copied::AlreadyThere),
+        Err(e) => Err(e),
+    }
+}
+
+/// One synchronous pass without a thread: pushes every local generation missing off-site,
+/// oldest first, calling `progress(key, bytes)` before each upload. For `persist push`.
+pub fn replicate_once(
+    local: &dyn Backend,
+    off_site: &dyn Backend,
+    mut progress: impl FnMut(&str, u64),
+) -> Result<PassReport, BackendError> {
+    let local_sizes: Vec<(String, u64)> = local
+        .list("")?
+        .into_iter()
+        .filter(|m| parse_generation_key(&m.key).is_some())
+        .map(|m| (m.key, m.size))
+        .collect();
+    let known = generation_keys(off_site)?;
+    let mut report = PassReport::default();
+    for (key, size) in local_sizes {
+        if known.contains(&key) {
+            report.already_present += 1;
+            continue;
+        }
+        progress(&key, size);
+        match copy_one(local, off_site, &key)? {
+            Copied::Uploaded(bytes) => {
+                report.bytes += bytes;
+                report.uploaded.push(key);
+            }
+            Copied::AlreadyThere => report.already_present += 1,
+            Copied::Vanished => report.vanished.push(key),
+        }
+    }
+    Ok(report)
+}
+
+/// Every generation key in a backend, sorted by state then sequence.
+fn generation_keys(backend: &dyn Backend) -> Result<BTreeSet<String>, BackendError> {
+    Ok(backend
+        .list("")?
+        .into_iter()
+        .filter(|m| parse_generation_key(&m.key).is_some())
+        .map(|m| m.key)
+        .collect())
+}
+
+fn newest_per_state(keys: &BTreeSet<String>) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for key in keys {
+        if let Some((name, seq)) = parse_generation_key(key) {
+            let e = out.entry(name.to_string()).or_insert(seq);
+            *e = (*e).max(seq);
+        }
+    }
+    out
+}

@@ -1,0 +1,276 @@
+//! Off-site retention: richer than the local "keep the newest N", and separate from it.
+//!
+//! For each state, generations are verified (tag, header, name, sequence) and ranked newest
+//! first by their signed creation time. A generation is kept if it is
+//!
+//! 1. the newest valid generation (always, whatever the policy says);
+//! 2. among the newest `keep_last` valid ones;
+//! 3. the newest valid one of its clock hour, for hours within `hourly_for` (default 24 h);
+//! 4. the newest valid one of its UTC day, for days within `daily_for` (default 7 d);
+//! 5. invalid but newer than every valid one (kept for inspection, never silently removed).
+//!
+//! Everything else is deleted, with the reason. [`plan`] is the dry run: it lists every
+//! generation with its decision and reason, and [`apply`] executes exactly that plan, reporting
+//! each delete that failed.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use persist_core::store::parse_generation_key;
+use persist_core::{Backend, BackendError, GenerationInfo, Keyring, Store, StoreConfig};
+
+use crate::shared::SharedBackend;
+
+/// How many off-site generations to keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// The newest valid generations kept unconditionally (at least 1; default 4).
+    pub keep_last: usize,
+    /// Keep the newest generation of each hour for this long (default 24 h).
+    pub hourly_for: Duration,
+    /// Keep the newest generation of each UTC day for this long (default 7 days).
+    pub daily_for: Duration,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy {
+            keep_last: 4,
+            hourly_for: Duration::from_secs(24 * 3600),
+            daily_for: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Why a generation is kept or deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The newest valid generation: never deleted.
+    NewestValid,
+    /// Among the newest `keep_last` valid ones (rank 1 is the newest).
+    LastN {
+        /// Its rank among valid generations.
+        rank: usize,
+    },
+    /// The newest of its hour (hours since the Unix epoch).
+    Hourly {
+        /// The hour bucket.
+        hour: u64,
+    },
+    /// The newest of its UTC day (days since the Unix epoch).
+    Daily {
+        /// The day bucket.
+        day: u64,
+    },
+    /// Invalid, but newer than every valid generation: kept for inspection.
+    InvalidButNewest {
+        /// Why it is invalid.
+        why: String,
+    },
+    /// Valid, but outside every rule.
+    Expired {
+        /// Its age in seconds.
+        age_secs: u64,
+    },
+    /// Invalid and older than a valid generation.
+    Invalid {
+        /// Why it is invalid.
+        why: String,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NewestValid => write!(f, "newest valid generation (never deleted)"),
+            Reason::LastN { rank } => write!(f, "one of the last N (rank {rank})"),
+            Reason::Hourly { hour } => write!(f, "newest of hour {}", fmt_time(hour * 3600)),
+            Reason::Daily { day } => write!(f, "newest of day {}", fmt_day(*day)),
+            Reason::InvalidButNewest { why } => {
+                write!(f, "invalid but newer than every valid one, kept: {why}")
+            }
+            Reason::Expired { age_secs } => {
+                write!(
+                    f,
+                    "expired: {age_secs} s old, not newest of a kept hour/day"
+                )
+            }
+            Reason::Invalid { why } => write!(f, "invalid and superseded: {why}"),
+        }
+    }
+}
+
+/// One generation in a retention plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanEntry {
+    /// The state's name.
+    pub name: String,
+    /// The sequence number.
+    pub sequence: u64,
+    /// The key.
+    pub key: String,
+    /// Its signed creation time, if it verified.
+    pub created_at: Option<SystemTime>,
+    /// True to keep, false to delete.
+    pub keep: bool,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl fmt::Display for PlanEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {}: {}",
+            if self.keep { "keep  " } else { "delete" },
+            self.name,
+            self.sequence,
+            self.reason
+        )
+    }
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    /// Keys deleted.
+    pub deleted: Vec<String>,
+    /// Keys whose delete failed, with the error: reported, never ignored.
+    pub failed: Vec<(String, BackendError)>,
+}
+
+/// Computes which off-site generations to keep and delete at time `now` (the dry run).
+/// Entries are grouped by state, newest first.
+pub fn plan(
+    backend: SharedBackend,
+    keyring: &Keyring,
+    policy: &RetentionPolicy,
+    now: SystemTime,
+) -> Result<Vec<PlanEntry>, BackendError> {
+    let store = Store::new(
+        Box::new(backend),
+        keyring.clone(),
+        StoreConfig {
+            space_reserve: 0,
+            ..StoreConfig::default()
+        },
+    );
+    let mut out = Vec::new();
+    for name in store.names()? {
+        let mut generations = store.generations(&name)?;
+        generations.reverse();
+        out.extend(plan_state(&store, &name, &generations, policy, now));
+    }
+    Ok(out)
+}
+
+fn plan_state(
+    store: &Store,
+    name: &str,
+    newest_first: &[GenerationInfo],
+    policy: &RetentionPolicy,
+    now: SystemTime,
+) -> Vec<PlanEntry> {
+    let keep_last = policy.keep_last.max(1);
+    let mut valid_rank = 0usize;
+    let mut hours = BTreeSet::new();
+    let mut days = BTreeSet::new();
+    let mut out = Vec::new();
+    for g in newest_first {
+        let entry = |created_at, keep, reason| PlanEntry {
+            name: name.to_string(),
+            sequence: g.sequence,
+            key: g.key.clone(),
+            created_at,
+            keep,
+            reason,
+        };
+        let header = match store.verify_generation(name, g) {
+            Ok(h) => h,
+            Err(why) => {
+                let why = why.to_string();
+                out.push(if valid_rank == 0 {
+                    entry(None, true, Reason::InvalidButNewest { why })
+                } else {
+                    entry(None, false, Reason::Invalid { why })
+                });
+                continue;
+            }
+        };
+        valid_rank += 1;
+        let created = header.created_at();
+        let secs = created
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let age = now.duration_since(created).unwrap_or_default();
+        // The newest generation of a bucket claims it, whatever keeps it.
+        let newest_of_hour = hours.insert(secs / 3600);
+        let newest_of_day = days.insert(secs / 86_400);
+        let (keep, reason) = if valid_rank == 1 {
+            (true, Reason::NewestValid)
+        } else if valid_rank <= keep_last {
+            (true, Reason::LastN { rank: valid_rank })
+        } else if newest_of_hour && age < policy.hourly_for {
+            (true, Reason::Hourly { hour: secs / 3600 })
+        } else if newest_of_day && age < policy.daily_for {
+            (true, Reason::Daily { day: secs / 86_400 })
+        } else {
+            (
+                false,
+                Reason::Expired {
+                    age_secs: age.as_secs(),
+                },
+            )
+        };
+        out.push(entry(Some(created), keep, reason));
+    }
+    out
+}
+
+/// Deletes what `plan` marked for deletion. Every failed delete is in the report.
+pub fn apply(backend: &dyn Backend, plan: &[PlanEntry]) -> PruneReport {
+    let mut report = PruneReport::default();
+    for entry in plan.iter().filter(|e| !e.keep) {
+        debug_assert!(parse_generation_key(&entry.key).is_some());
+        match backend.delete(&entry.key) {
+            Ok(()) => report.deleted.push(entry.key.clone()),
+            Err(e) => {
+                tracing::error!(key = %entry.key, error = %e, "off-site retention delete failed");
+                report.failed.push((entry.key.clone(), e));
+            }
+        }
+    }
+    report
+}
+
+fn fmt_time(secs: u64) -> String {
+    let (day, rem) = (secs / 86_400, secs % 86_400);
+    format!("{} {:02}:00 UTC", fmt_day(day), rem / 3600)
+}
+
+/// A day number since the epoch as `YYYY-MM-DD` (civil-from-days, proleptic Gregorian).
+fn fmt_day(day: u64) -> String {
+    let z = day as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_day;
+
+    #[test]
+    fn days_format_as_dates() {
+        assert_eq!(fmt_day(0), "1970-01-01");
+        assert_eq!(fmt_day(19_723), "2024-01-01");
+        assert_eq!(fmt_day(11_016), "2000-02-29");
+    }
+}
