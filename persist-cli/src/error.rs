@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use persist_core::{BackendError, KeyError, LoadError, SaveError};
 use persist_fs::FsError;
+use persist_s3::S3Error;
 
 /// How a command that ran to completion ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +102,33 @@ pub enum CliError {
     /// The demo could not save its state.
     #[error("cannot save the demo state")]
     Save(#[source] SaveError),
+    /// An `s3://` URL or the S3 configuration is unusable.
+    #[error("cannot use {url}")]
+    S3Config {
+        /// The URL given.
+        url: String,
+        /// Why.
+        source: S3Error,
+    },
+    /// A storage operation of `push`, `restore` or `prune` failed.
+    #[error("cannot {op}")]
+    Storage {
+        /// What was being done, with the location.
+        op: String,
+        /// Why.
+        source: BackendError,
+    },
+    /// `prune` could not delete some generations (the others were deleted).
+    #[error("{failed} of {planned} deletes failed (see above)")]
+    PruneFailed {
+        /// Deletes that failed.
+        failed: usize,
+        /// Deletes planned.
+        planned: usize,
+    },
+    /// `restore` was asked for a generation without naming the state.
+    #[error("--generation needs --state")]
+    GenerationWithoutState,
     /// Standard output could not be written (a closed pipe, a full disk).
     #[error("cannot write to standard output")]
     Output(#[source] std::io::Error),

@@ -1,5 +1,5 @@
 //! `persist`: the operator's tool for persist stores — make a key, run the demo agent, and list,
-//! inspect and verify generations.
+//! inspect and verify generations, and push, restore and prune off-site copies on S3.
 
 mod cmd;
 mod demo;

@@ -50,6 +50,7 @@ mod replicate;
 pub mod retention;
 mod runtime;
 mod shared;
+pub mod testing;
 mod upload;
 
 pub use backend::{S3Backend, STAGING_DIR};

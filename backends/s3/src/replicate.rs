@@ -359,13 +359,33 @@ fn copy_one(
     off_site: &dyn Backend,
     key: &str,
 ) -> Result<Copied, BackendError> {
+    copy_generation(local, off_site, key, |_| {})
+}
+
+/// Bytes handed to the off-site backend per `write` call (and per progress report).
+const COPY_CHUNK: usize = 8 << 20;
+
+/// Copies one generation verbatim, calling `progress(bytes so far)` as it goes.
+fn copy_generation(
+    local: &dyn Backend,
+    off_site: &dyn Backend,
+    key: &str,
+    mut progress: impl FnMut(u64),
+) -> Result<Copied, BackendError> {
     let bytes = match local.get(key) {
         Ok(b) => b,
         // Deleted by local retention since the listing: nothing left to push.
         Err(BackendError::NotFound { .. }) => return Ok(Copied::Vanished),
         Err(e) => return Err(e),
     };
-    match off_site.put_new(key, &[&bytes]) {
+    let mut obj = off_site.begin_put(key)?;
+    let mut sent = 0u64;
+    for chunk in bytes.chunks(COPY_CHUNK) {
+        obj.write(chunk)?;
+        sent += chunk.len() as u64;
+        progress(sent);
+    }
+    match obj.commit() {
         Ok(()) => Ok(Copied::Uploaded(bytes.len() as u64)),
         // Generations are immutable and keys unique: the same key off-site is this generation.
         Err(BackendError::AlreadyExists { .. }) => Ok(Copied::AlreadyThere),
@@ -374,11 +394,12 @@ fn copy_one(
 }
 
 /// One synchronous pass without a thread: pushes every local generation missing off-site,
-/// oldest first, calling `progress(key, bytes)` before each upload. For `persist push`.
+/// oldest first. `progress(key, size, sent)` is called as each upload proceeds (`sent` from 0
+/// to `size`). For `persist push`.
 pub fn replicate_once(
     local: &dyn Backend,
     off_site: &dyn Backend,
-    mut progress: impl FnMut(&str, u64),
+    mut progress: impl FnMut(&str, u64, u64),
 ) -> Result<PassReport, BackendError> {
     let local_sizes: Vec<(String, u64)> = local
         .list("")?
@@ -393,8 +414,8 @@ pub fn replicate_once(
             report.already_present += 1;
             continue;
         }
-        progress(&key, size);
-        match copy_one(local, off_site, &key)? {
+        progress(&key, size, 0);
+        match copy_generation(local, off_site, &key, |sent| progress(&key, size, sent))? {
             Copied::Uploaded(bytes) => {
                 report.bytes += bytes;
                 report.uploaded.push(key);

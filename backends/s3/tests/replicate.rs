@@ -142,7 +142,7 @@ fn load_falls_back_to_the_off_site_copy_when_the_local_directory_is_wiped() {
             store.save(&Blob::new(i, 3000)).unwrap();
         }
         let local = FsBackend::open_read_only(dir.path()).unwrap();
-        let pushed = replicate_once(&local, off_site.as_ref(), |_, _| {}).unwrap();
+        let pushed = replicate_once(&local, off_site.as_ref(), |_, _, _| {}).unwrap();
         assert_eq!(pushed.uploaded.len(), 4);
     }
     // The disk dies.
@@ -190,7 +190,7 @@ fn load_falls_back_past_all_invalid_local_generations_and_reports_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path(), 4, Some(Arc::clone(&off_site)));
     store.save(&Blob::new(1, 100)).unwrap();
-    replicate_once(store.backend(), off_site.as_ref(), |_, _| {}).unwrap();
+    replicate_once(store.backend(), off_site.as_ref(), |_, _, _| {}).unwrap();
     store.save(&Blob::new(2, 100)).unwrap();
     drop(store);
     // Both local generations get corrupted.

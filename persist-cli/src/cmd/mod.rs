@@ -4,6 +4,9 @@ mod demo;
 mod inspect;
 mod keygen;
 mod list;
+mod prune;
+mod push;
+mod restore;
 mod verify;
 
 use std::path::PathBuf;
@@ -40,6 +43,12 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Check that every state's newest generation verifies (exit 1 if not).
     Verify(verify::Args),
+    /// Copy every generation of a store directory missing off-site to s3://bucket/prefix.
+    Push(push::Args),
+    /// Copy verified generations from s3://bucket/prefix into a store directory.
+    Restore(restore::Args),
+    /// Apply off-site retention (last N plus hourly and daily buckets) to s3://bucket/prefix.
+    Prune(prune::Args),
 }
 
 /// Runs the parsed command, writing its output to stdout.
@@ -53,5 +62,8 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::List(args) => list::run(&args, key, &mut out),
         Command::Inspect(args) => inspect::run(&args, key, &mut out),
         Command::Verify(args) => verify::run(&args, key, &mut out),
+        Command::Push(args) => push::run(&args, &mut out),
+        Command::Restore(args) => restore::run(&args, key, &mut out),
+        Command::Prune(args) => prune::run(&args, key, &mut out),
     }
 }

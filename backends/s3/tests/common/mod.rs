@@ -14,7 +14,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use object_store::aws::{AwsAuthorizer, AwsCredential};
 use persist_core::rkyv::util::AlignedVec;
 use persist_core::{CodecError, Decoded, Fingerprint, Key, Keyring, Persist, codec, rkyv};
 use persist_s3::{S3Backend, S3BackendBuilder};
@@ -96,44 +95,16 @@ impl S3Env {
     }
 }
 
-/// `PUT /bucket`, signed with SigV4, over a plain TCP connection.
+/// Creates `bucket` on the server.
 pub fn create_bucket(env: &S3Env, bucket: &str) {
-    let url = format!("{}/{bucket}", env.endpoint.trim_end_matches('/'));
-    let mut request = http::Request::builder()
-        .method("PUT")
-        .uri(&url)
-        .body(object_store::client::HttpRequestBody::empty())
-        .expect("request");
-    let credential = AwsCredential {
-        key_id: env.key_id.clone(),
-        secret_key: env.secret.clone(),
-        token: None,
-    };
-    AwsAuthorizer::new(&credential, "s3", &env.region)
-        .try_authorize(&mut request, None)
-        .expect("sign CreateBucket");
-    let hostport = env
-        .endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let mut head = format!("PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\n");
-    for (name, value) in request.headers() {
-        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
-    }
-    head.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-    let mut stream = TcpStream::connect(&hostport).expect("connect to the S3 server");
-    stream
-        .write_all(head.as_bytes())
-        .expect("send CreateBucket");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read CreateBucket");
-    assert!(
-        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
-        "CreateBucket {bucket} failed: {response}"
-    );
+    persist_s3::testing::create_bucket(
+        &env.endpoint,
+        &env.region,
+        &env.key_id,
+        &env.secret,
+        bucket,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The tests' signing key.
