@@ -177,6 +177,14 @@ impl Moto {
             eprintln!("SKIPPED s3: {test}: {reason}");
             return None;
         };
+        if let Ok(marker) = std::env::var("PERSIST_S3_RAN_MARKER") {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&marker)
+                .expect("open the S3 test marker file");
+            writeln!(f, "{test}").expect("write the S3 test marker file");
+        }
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
