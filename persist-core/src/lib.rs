@@ -37,7 +37,7 @@ pub use encoded::Encoded;
 pub use envelope::{EnvelopeError, Header};
 pub use key::{Key, KeyError, KeyId, Keyring};
 pub use layout::Layout;
-pub use persist::{CodecError, Decoded, MigrationStep, Persist};
+pub use persist::{CodecError, Decoded, MigrationStep, Persist, StepError};
 pub use recovery::{RecoveryReport, RejectReason, Rejection, RestoredFrom};
 pub use schema::{Fingerprint, RkyvFormat};
 pub use store::{GenerationInfo, LoadError, Loaded, SaveError, SaveReceipt, Store, StoreConfig};

@@ -1,5 +1,8 @@
 //! The [`Persist`] trait: what a state type tells the store about itself.
 
+use std::fmt;
+use std::sync::Arc;
+
 use rkyv::util::AlignedVec;
 
 use crate::schema::Fingerprint;
@@ -41,10 +44,58 @@ pub enum CodecError {
         from: u32,
         /// The version being migrated to.
         to: u32,
-        /// The step's error.
+        /// The step's error message.
         reason: String,
+        /// The step's error itself, with its type: see [`StepError::downcast_ref`].
+        #[source]
+        error: StepError,
     },
 }
+
+/// The error a fallible migration step (`TryFrom`) returned, kept with its type.
+///
+/// Two step errors compare equal when their messages do (so [`CodecError`] stays comparable).
+///
+/// ```
+/// use persist_core::persist::StepError;
+/// let e = StepError::new(std::io::Error::other("bad epsilon"));
+/// assert_eq!(e.to_string(), "bad epsilon");
+/// assert!(e.downcast_ref::<std::io::Error>().is_some());
+/// ```
+#[derive(Clone, Debug)]
+pub struct StepError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl StepError {
+    /// Wraps a step's error (any `Error + Send + Sync`, a `String` or a `&str`).
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StepError(Arc::from(error.into()))
+    }
+
+    /// The step's error as its own type, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref::<E>()
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for StepError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for StepError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for StepError {}
 
 /// A state type the store can save and load.
 ///

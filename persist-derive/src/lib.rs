@@ -26,9 +26,10 @@
 //!   of a state has the same name.
 //! - `version = N`: the schema version, at least 1.
 //! - `from = Prev` / `try_from = Prev`: the previous version, a type with the same `name` and a
-//!   lower `version`, and `impl From<Prev> for Self` (or `TryFrom`, whose error is reported as
-//!   `CodecError::Migration` with the error's message). The chain may be any length; each older
-//!   version stays in the code as a frozen type.
+//!   lower `version`, and `impl From<Prev> for Self` (or `TryFrom`, whose error, any
+//!   `Error + Send + Sync` or a string, is reported as `CodecError::Migration` carrying the error
+//!   itself: `StepError::downcast_ref` gets it back with its type). The chain may be any length;
+//!   each older version stays in the code as a frozen type.
 //! - `nested`: a struct or enum used inside states. It gets the rkyv derives and a layout
 //!   descriptor, but no name or version: it is versioned by the states that contain it.
 //!

@@ -96,6 +96,8 @@ impl std::fmt::Display for BadEpsilon {
     }
 }
 
+impl std::error::Error for BadEpsilon {}
+
 impl TryFrom<ExitAgentV2> for ExitAgent {
     type Error = BadEpsilon;
     fn try_from(old: ExitAgentV2) -> Result<Self, BadEpsilon> {
@@ -294,15 +296,19 @@ fn failing_try_from_step_is_a_typed_migration_error() {
         ..v2_value()
     };
     let payload = bad.encode().expect("encode");
-    let err = ExitAgent::decode(2, &payload).expect_err("step refuses");
-    assert_eq!(
-        err,
+    match ExitAgent::decode(2, &payload).expect_err("step refuses") {
         CodecError::Migration {
-            from: 2,
-            to: 3,
-            reason: "epsilon 3.5 is outside [0, 1]".into()
+            from,
+            to,
+            reason,
+            error,
+        } => {
+            assert_eq!((from, to), (2, 3));
+            assert_eq!(reason, "epsilon 3.5 is outside [0, 1]");
+            assert_eq!(error.downcast_ref::<BadEpsilon>(), Some(&BadEpsilon(3.5)));
         }
-    );
+        other => panic!("expected a migration error, got {other:?}"),
+    }
 }
 
 #[test]
