@@ -79,10 +79,10 @@ impl FsBackend {
             let path = path.to_path_buf();
             move |source| FsError::Io { op, path, source }
         };
-        if ensure_dir(&root).map_err(io("create", &root))? {
-            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent).map_err(io("fsync", parent))?;
-            }
+        if ensure_dir(&root).map_err(io("create", &root))?
+            && let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty())
+        {
+            sync_dir(parent).map_err(io("fsync", parent))?;
         }
         let lock_path = root.join(LOCK_FILE);
         let lock = OpenOptions::new()
