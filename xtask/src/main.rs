@@ -1,13 +1,25 @@
 //! `cargo xtask`: workspace tasks.
 //!
-//! `schema check` and `schema bless` belong to the schemas issue and are not implemented yet;
-//! this binary says so and exits 101 (tool failure) rather than pretend to pass.
+//! - `cargo xtask schema check`: checks the layouts of every state in `persist-schemas` against
+//!   the committed snapshots in `schemas/snapshots/` (exit 0 clean, 100 violations, 101 tool
+//!   failure). See `docs/SCHEMAS.md`.
+//! - `cargo xtask schema bless`: writes the snapshot and golden files of new versions; never
+//!   changes an existing one.
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    eprintln!(
-        "xtask {}: not implemented yet (the schema checker is a separate issue)",
-        args.join(" ")
-    );
-    std::process::exit(101);
+use std::path::Path;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("schema") => {
+            let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let snapshots = xtask.parent().unwrap_or(xtask).join("schemas/snapshots");
+            persist_core::compat::main(&persist_schemas::all(), &snapshots, args)
+        }
+        other => {
+            eprintln!("usage: cargo xtask schema (check | bless), got {other:?}");
+            ExitCode::from(persist_core::compat::EXIT_TOOL_FAILURE)
+        }
+    }
 }

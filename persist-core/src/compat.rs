@@ -1,0 +1,324 @@
+//! Schema compatibility checking: snapshots of every state's layout, golden generations of every
+//! version, and the rules that stop a release from breaking old generations.
+//!
+//! A crate that defines states lists them in a registry (a `Vec<SchemaEntry>`, one
+//! [`SchemaEntry::of`] per state *and* version), and its `xtask` hands it to [`main`]:
+//!
+//! ```no_run
+//! // xtask/src/main.rs of a downstream workspace
+//! fn main() -> std::process::ExitCode {
+//!     let snapshots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/snapshots");
+//!     # let my_schemas_all = Vec::new;
+//!     persist_core::compat::main(&my_schemas_all(), &snapshots, std::env::args().skip(1))
+//! }
+//! ```
+//!
+//! # Files
+//!
+//! Under the snapshots directory, for each state `<name>` and version `N`:
+//!
+//! - `<name>/vN.schema`: the canonical layout descriptor, its field paths and its fingerprint,
+//!   as text (reviewable in a diff);
+//! - `<name>/vN.pst`: a golden generation of the version's [`Sample`] value, sealed with
+//!   [`golden_keyring`], a fixed **test** key kept in the source (it proves nothing about
+//!   authenticity; it only lets the files be opened).
+//!
+//! [`bless`] writes the missing ones and never changes or re-creates an existing or committed
+//! one: they are immutable history, and a changed layout needs a new version.
+//!
+//! # Rules of [`check`]
+//!
+//! See [`Rule`]. A file "matches its history" when it equals the version first committed to
+//! git (the oldest commit of `HEAD` touching it), so a modification is caught even once
+//! committed. Outside a git checkout the checker can only verify that each snapshot is
+//! consistent with its own descriptor; golden files are then checked by loading them. When a
+//! committed file was modified, the other rules use the committed version.
+//!
+//! Only the root cause is reported: a golden file of a version whose layout changed, or whose
+//! migration path is missing, is not also reported as not loading; a state whose version
+//! numbering is wrong gets only `VERSION_GAP_OR_DUPLICATE`.
+
+mod check;
+mod descriptor;
+mod history;
+mod snapshot;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use rkyv::util::AlignedVec;
+
+use crate::envelope::EnvelopeError;
+use crate::{CodecError, Fingerprint, Key, Keyring, MigrationStep, Persist};
+
+pub use descriptor::{FieldLine, diff as descriptor_diff, flatten as descriptor_fields};
+
+/// A deterministic, realistic sample value of a state version, for its golden file.
+pub trait Sample {
+    /// The sample. Must return the same value on every call and platform.
+    fn sample() -> Self;
+}
+
+/// One version of one state, as the checker sees it.
+#[derive(Clone, Debug)]
+pub struct SchemaEntry {
+    /// The state's name.
+    pub name: &'static str,
+    /// This version.
+    pub version: u32,
+    /// The current (newest) version of the state.
+    pub current_version: u32,
+    /// The oldest version the current type loads.
+    pub oldest_version: u32,
+    /// This version's canonical descriptor.
+    pub descriptor: Option<String>,
+    /// This version's fingerprint.
+    pub fingerprint: Fingerprint,
+    /// The fingerprint the current type's migration chain has for this version (`None`: the
+    /// chain does not reach it).
+    pub chain_fingerprint: Option<Fingerprint>,
+    /// Encodes this version's [`Sample`].
+    pub encode_sample: fn() -> Result<AlignedVec, CodecError>,
+    /// Decodes a payload of a version into the current type, through the chain.
+    pub load: fn(u32, &[u8]) -> Result<Vec<MigrationStep>, CodecError>,
+}
+
+impl SchemaEntry {
+    /// The entry of version type `T` of a state whose current type is `C` (`T` = `C` for the
+    /// current version).
+    pub fn of<T: Persist + Sample, C: Persist>() -> Self {
+        SchemaEntry {
+            name: T::NAME,
+            version: T::VERSION,
+            current_version: C::VERSION,
+            oldest_version: C::OLDEST_VERSION,
+            descriptor: T::descriptor_of(T::VERSION),
+            fingerprint: T::fingerprint(),
+            chain_fingerprint: if T::NAME == C::NAME {
+                C::fingerprint_of(T::VERSION)
+            } else {
+                None
+            },
+            encode_sample: || T::sample().encode(),
+            load: |version, payload| C::decode(version, payload).map(|d| d.migrations),
+        }
+    }
+}
+
+/// A rule of [`check`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// A committed snapshot's layout differs from its type's (fields renamed, swapped,
+    /// retyped, nested types changed, enum variants reordered, rkyv format changed, …).
+    LayoutChangedWithoutVersionBump,
+    /// A committed snapshot or golden file was changed or deleted.
+    SnapshotModified,
+    /// The registered versions of a state are not exactly 1..=current, each once.
+    VersionGapOrDuplicate,
+    /// An older version has no migration path to the current type.
+    MissingMigration,
+    /// A golden file does not load through the chain into the current type.
+    GoldenDoesNotLoad,
+    /// A version has no snapshot or golden file yet.
+    NewVersionNotBlessed,
+}
+
+impl Rule {
+    /// The rule's ID, e.g. `LAYOUT_CHANGED_WITHOUT_VERSION_BUMP`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::LayoutChangedWithoutVersionBump => "LAYOUT_CHANGED_WITHOUT_VERSION_BUMP",
+            Rule::SnapshotModified => "SNAPSHOT_MODIFIED",
+            Rule::VersionGapOrDuplicate => "VERSION_GAP_OR_DUPLICATE",
+            Rule::MissingMigration => "MISSING_MIGRATION",
+            Rule::GoldenDoesNotLoad => "GOLDEN_DOES_NOT_LOAD",
+            Rule::NewVersionNotBlessed => "NEW_VERSION_NOT_BLESSED",
+        }
+    }
+}
+
+/// One violated rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The rule.
+    pub rule: Rule,
+    /// The state's name.
+    pub state: String,
+    /// The version concerned.
+    pub version: u32,
+    /// What is wrong, in one line.
+    pub summary: String,
+    /// Field-path diff, old → new (`-` old, `+` new, `~` changed).
+    pub diff: Vec<String>,
+    /// What to do about it.
+    pub action: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "error[{}]: {} v{}: {}",
+            self.rule.id(),
+            self.state,
+            self.version,
+            self.summary
+        )?;
+        if !self.diff.is_empty() {
+            writeln!(f, "  diff (old -> new):")?;
+            for line in &self.diff {
+                writeln!(f, "    {line}")?;
+            }
+        }
+        write!(f, "  action: {}", self.action)
+    }
+}
+
+/// The result of [`check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// Every violation, in registry order.
+    pub violations: Vec<Violation>,
+    /// Whether git history was available (otherwise `SNAPSHOT_MODIFIED` is limited to
+    /// self-consistency).
+    pub git_history: bool,
+}
+
+impl Report {
+    /// No violation.
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Why the checker itself failed (exit code 101).
+#[derive(Debug, thiserror::Error)]
+pub enum CompatError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// git failed.
+    #[error("git: {0}")]
+    Git(String),
+    /// A snapshot file does not parse.
+    #[error("{path}: not a snapshot file: {reason}")]
+    BadSnapshot {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A state type has no textual descriptor (a hand-written `Persist` impl).
+    #[error("state {name} v{version} has no layout descriptor (descriptor_of returns None)")]
+    NoDescriptor {
+        /// The state.
+        name: &'static str,
+        /// The version.
+        version: u32,
+    },
+    /// A sample value could not be encoded.
+    #[error("cannot encode the sample: {0}")]
+    Sample(CodecError),
+    /// A golden file could not be sealed.
+    #[error("cannot seal the golden file: {0}")]
+    Envelope(EnvelopeError),
+    /// Unknown command line.
+    #[error("usage: schema (check | bless), got {0:?}")]
+    Usage(Vec<String>),
+}
+
+/// The fixed **test** key golden files are signed with. It is public (it is in this source
+/// file): it authenticates nothing and must never sign real state.
+pub fn golden_keyring() -> Keyring {
+    let key = Key::from_bytes(b"persist test key: 32+ bytes, never for production".to_vec())
+        .expect("the constant test key is long enough");
+    Keyring::new(key)
+}
+
+/// Checks every rule against the snapshots directory.
+pub fn check(entries: &[SchemaEntry], snapshots: &Path) -> Result<Report, CompatError> {
+    check::check(entries, snapshots, &golden_keyring())
+}
+
+/// Writes the missing snapshot and golden files, then checks. Returns the files written.
+pub fn bless(
+    entries: &[SchemaEntry],
+    snapshots: &Path,
+) -> Result<(Vec<PathBuf>, Report), CompatError> {
+    check::bless(entries, snapshots, &golden_keyring())
+}
+
+/// Exit code: no violation.
+pub const EXIT_CLEAN: u8 = 0;
+/// Exit code: at least one rule is violated.
+pub const EXIT_VIOLATIONS: u8 = 100;
+/// Exit code: the tool itself failed.
+pub const EXIT_TOOL_FAILURE: u8 = 101;
+
+/// The whole command line of a downstream `xtask schema`: `args` is `check` or `bless`; prints
+/// the report and returns exit code 0 (clean), 100 (violations) or 101 (tool failure).
+pub fn main(
+    entries: &[SchemaEntry],
+    snapshots: &Path,
+    args: impl IntoIterator<Item = String>,
+) -> ExitCode {
+    ExitCode::from(run(entries, snapshots, args))
+}
+
+/// [`main`], returning the exit code as a number.
+pub fn run(
+    entries: &[SchemaEntry],
+    snapshots: &Path,
+    args: impl IntoIterator<Item = String>,
+) -> u8 {
+    let args: Vec<String> = args.into_iter().collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["check"] => check(entries, snapshots),
+        ["bless"] => bless(entries, snapshots).map(|(written, report)| {
+            for path in &written {
+                println!("blessed {}", path.display());
+            }
+            report
+        }),
+        _ => Err(CompatError::Usage(args.clone())),
+    };
+    match result {
+        Err(e) => {
+            eprintln!("schema check failed: {e}");
+            EXIT_TOOL_FAILURE
+        }
+        Ok(report) => {
+            if !report.git_history {
+                eprintln!(
+                    "warning: {} is not in a git checkout: committed snapshots cannot be compared \
+                     with their history",
+                    snapshots.display()
+                );
+            }
+            for v in &report.violations {
+                println!("{v}\n");
+            }
+            let states = entries
+                .iter()
+                .map(|e| e.name)
+                .collect::<std::collections::BTreeSet<_>>();
+            if report.is_clean() {
+                println!(
+                    "schema check: {} states, {} versions: clean",
+                    states.len(),
+                    entries.len()
+                );
+                EXIT_CLEAN
+            } else {
+                println!("schema check: {} violation(s)", report.violations.len());
+                EXIT_VIOLATIONS
+            }
+        }
+    }
+}

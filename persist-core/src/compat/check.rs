@@ -1,0 +1,393 @@
+//! The rules of `check`, and `bless`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::Keyring;
+
+use super::history::History;
+use super::snapshot::{self, Snapshot};
+use super::{CompatError, Report, Rule, SchemaEntry, Violation, descriptor};
+
+const DIFF_LIMIT: usize = 40;
+
+/// Groups entries by state name, in registry order.
+fn states(entries: &[SchemaEntry]) -> Vec<(&'static str, Vec<&SchemaEntry>)> {
+    let mut out: Vec<(&'static str, Vec<&SchemaEntry>)> = Vec::new();
+    for e in entries {
+        match out.iter_mut().find(|(n, _)| *n == e.name) {
+            Some((_, v)) => v.push(e),
+            None => out.push((e.name, vec![e])),
+        }
+    }
+    out
+}
+
+fn snapshot_path(dir: &Path, name: &str, version: u32) -> PathBuf {
+    dir.join(name).join(format!("v{version}.schema"))
+}
+
+fn golden_path(dir: &Path, name: &str, version: u32) -> PathBuf {
+    dir.join(name).join(format!("v{version}.pst"))
+}
+
+fn read(path: &Path) -> Result<Option<Vec<u8>>, CompatError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CompatError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// Versions with a snapshot or golden file on disk for `name`.
+fn versions_on_disk(dir: &Path, name: &str) -> Result<BTreeSet<u32>, CompatError> {
+    let state_dir = dir.join(name);
+    let mut out = BTreeSet::new();
+    let entries = match std::fs::read_dir(&state_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => {
+            return Err(CompatError::Io {
+                path: state_dir,
+                source: e,
+            });
+        }
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| CompatError::Io {
+            path: state_dir.clone(),
+            source: e,
+        })?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let stem = file
+            .strip_suffix(".schema")
+            .or_else(|| file.strip_suffix(".pst"));
+        if let Some(v) = stem
+            .and_then(|s| s.strip_prefix('v'))
+            .and_then(|v| v.parse().ok())
+        {
+            out.insert(v);
+        }
+    }
+    Ok(out)
+}
+
+/// `VERSION_GAP_OR_DUPLICATE`: the registered versions of a state must be exactly 1..=current,
+/// each once, all with the same current version, and no snapshot may exist for a version the
+/// registry no longer has.
+fn numbering(
+    dir: &Path,
+    name: &str,
+    list: &[&SchemaEntry],
+) -> Result<Option<Violation>, CompatError> {
+    let versions: Vec<u32> = list.iter().map(|e| e.version).collect();
+    let current = list.iter().map(|e| e.current_version).max().unwrap_or(0);
+    let mut problems = Vec::new();
+    let unique: BTreeSet<u32> = versions.iter().copied().collect();
+    if unique.len() != versions.len() {
+        problems.push(format!(
+            "registered versions {versions:?} contain a duplicate"
+        ));
+    }
+    let expected: BTreeSet<u32> = (1..=current).collect();
+    for missing in expected.difference(&unique) {
+        problems.push(format!(
+            "- v{missing}: no type registered (the versions must be 1..={current})"
+        ));
+    }
+    for extra in unique.difference(&expected) {
+        problems.push(format!("+ v{extra}: above the current version {current}"));
+    }
+    if list.iter().any(|e| e.current_version != current) {
+        problems.push("the registered types disagree on the current version".to_string());
+    }
+    for orphan in versions_on_disk(dir, name)?.difference(&unique) {
+        problems.push(format!(
+            "- v{orphan}: has committed snapshot files but no registered type"
+        ));
+    }
+    Ok((!problems.is_empty()).then(|| Violation {
+        rule: Rule::VersionGapOrDuplicate,
+        state: name.to_string(),
+        version: current,
+        summary: "the versions of this state are not exactly 1..=current, each once".to_string(),
+        diff: problems,
+        action: "register every version from 1 to the current one exactly once (older ones as \
+                 frozen types), and never renumber or remove a released version"
+            .to_string(),
+    }))
+}
+
+/// The reference (committed) bytes of a file, and whether the working copy departs from them.
+struct Tracked {
+    reference: Option<Vec<u8>>,
+    modified: Option<String>,
+}
+
+fn tracked(path: &Path, history: &History) -> Result<Tracked, CompatError> {
+    let disk = read(path)?;
+    let committed = history.first_committed(path)?;
+    Ok(match (disk, committed) {
+        (None, None) => Tracked {
+            reference: None,
+            modified: None,
+        },
+        (Some(d), None) => Tracked {
+            reference: Some(d),
+            modified: None,
+        },
+        (None, Some(c)) => Tracked {
+            reference: Some(c),
+            modified: Some("- the committed file was deleted".to_string()),
+        },
+        (Some(d), Some(c)) if d == c => Tracked {
+            reference: Some(d),
+            modified: None,
+        },
+        (Some(d), Some(c)) => {
+            let how = match (std::str::from_utf8(&c), std::str::from_utf8(&d)) {
+                (Ok(a), Ok(b)) => {
+                    let a_lines: BTreeSet<&str> = a.lines().collect();
+                    let b_lines: BTreeSet<&str> = b.lines().collect();
+                    let mut lines: Vec<String> = a_lines
+                        .difference(&b_lines)
+                        .map(|l| format!("- {l}"))
+                        .collect();
+                    lines.extend(b_lines.difference(&a_lines).map(|l| format!("+ {l}")));
+                    lines.truncate(DIFF_LIMIT);
+                    lines.join("\n")
+                }
+                _ => format!("~ {} committed bytes -> {} bytes on disk", c.len(), d.len()),
+            };
+            Tracked {
+                reference: Some(c),
+                modified: Some(how),
+            }
+        }
+    })
+}
+
+fn violation(
+    rule: Rule,
+    e: &SchemaEntry,
+    summary: String,
+    diff: Vec<String>,
+    action: &str,
+) -> Violation {
+    Violation {
+        rule,
+        state: e.name.to_string(),
+        version: e.version,
+        summary,
+        diff,
+        action: action.to_string(),
+    }
+}
+
+/// Runs every rule.
+pub fn check(entries: &[SchemaEntry], dir: &Path, ring: &Keyring) -> Result<Report, CompatError> {
+    let history = History::of(dir)?;
+    let mut report = Report {
+        violations: Vec::new(),
+        git_history: history.available(),
+    };
+    for (name, list) in states(entries) {
+        if let Some(v) = numbering(dir, name, &list)? {
+            report.violations.push(v);
+            continue;
+        }
+        for e in list {
+            check_version(e, dir, ring, &history, &mut report.violations)?;
+        }
+    }
+    Ok(report)
+}
+
+fn check_version(
+    e: &SchemaEntry,
+    dir: &Path,
+    ring: &Keyring,
+    history: &History,
+    out: &mut Vec<Violation>,
+) -> Result<(), CompatError> {
+    let spath = snapshot_path(dir, e.name, e.version);
+    let gpath = golden_path(dir, e.name, e.version);
+    let snap = tracked(&spath, history)?;
+    let gold = tracked(&gpath, history)?;
+    if snap.reference.is_none() || gold.reference.is_none() {
+        let missing: Vec<String> = [(&snap, &spath), (&gold, &gpath)]
+            .iter()
+            .filter(|(t, _)| t.reference.is_none())
+            .map(|(_, p)| format!("+ {} (missing)", p.display()))
+            .collect();
+        out.push(violation(
+            Rule::NewVersionNotBlessed,
+            e,
+            "this version has no snapshot or golden file yet".to_string(),
+            missing,
+            "run `cargo xtask schema bless` and commit the new files",
+        ));
+        if snap.reference.is_none() {
+            return Ok(());
+        }
+    }
+    let snap_bytes = snap.reference.unwrap_or_default();
+    let text = String::from_utf8_lossy(&snap_bytes).into_owned();
+    let mut trusted = true;
+    if let Some(how) = snap.modified {
+        out.push(modified(e, &spath, how));
+    } else if !history.available() && !snapshot::self_consistent(&text) {
+        trusted = false;
+        out.push(modified(
+            e,
+            &spath,
+            "~ its fingerprint or field list does not match its own descriptor".to_string(),
+        ));
+    }
+    if let Some(how) = gold.modified {
+        out.push(modified(e, &gpath, how));
+    }
+    let snapshot: Snapshot = snapshot::parse(&text).map_err(|reason| CompatError::BadSnapshot {
+        path: spath.clone(),
+        reason,
+    })?;
+    let mut layout_ok = true;
+    if trusted && snapshot.fingerprint != e.fingerprint.to_string() {
+        layout_ok = false;
+        let new = e.descriptor.clone().unwrap_or_default();
+        out.push(violation(
+            Rule::LayoutChangedWithoutVersionBump,
+            e,
+            format!(
+                "the layout differs from the committed snapshot {}",
+                spath.display()
+            ),
+            descriptor::diff(&snapshot.descriptor, &new, DIFF_LIMIT),
+            "restore the old layout, or freeze the old type and add a new version with a \
+             migration (`from = ...`), then bless the new version",
+        ));
+    }
+    let chain_ok = match e.chain_fingerprint {
+        None => {
+            out.push(violation(
+                Rule::MissingMigration,
+                e,
+                format!(
+                    "the current type (v{}) cannot load v{}",
+                    e.current_version, e.version
+                ),
+                vec![format!(
+                    "- v{}: no migration path (the chain starts at v{})",
+                    e.version, e.oldest_version
+                )],
+                "link the next version to this one with `from = ...` or `try_from = ...`",
+            ));
+            false
+        }
+        Some(f) if f != e.fingerprint => {
+            out.push(violation(
+                Rule::MissingMigration,
+                e,
+                format!(
+                    "the current type's chain reaches v{} through another type",
+                    e.version
+                ),
+                vec![
+                    format!("- registered v{}: {}", e.version, e.fingerprint),
+                    format!("+ chain's v{}: {f}", e.version),
+                ],
+                "make the `from = ...` of the next version name the registered frozen type",
+            ));
+            false
+        }
+        Some(_) => true,
+    };
+    if layout_ok
+        && chain_ok
+        && let Some(bytes) = gold.reference
+        && let Err(diff) = snapshot::load_golden(e, ring, &bytes)
+    {
+        out.push(violation(
+            Rule::GoldenDoesNotLoad,
+            e,
+            format!(
+                "{} does not load into the current version v{}",
+                gpath.display(),
+                e.current_version
+            ),
+            diff,
+            "fix the migration chain so that every released version still loads",
+        ));
+    }
+    Ok(())
+}
+
+fn modified(e: &SchemaEntry, path: &Path, how: String) -> Violation {
+    violation(
+        Rule::SnapshotModified,
+        e,
+        format!("{} no longer matches its committed history", path.display()),
+        how.lines().map(str::to_string).collect(),
+        "restore the committed file (`git checkout <first commit> -- <file>`): snapshots and \
+         golden files of released versions are immutable",
+    )
+}
+
+/// Writes every missing snapshot and golden file (never one that exists or was ever committed),
+/// then checks.
+pub fn bless(
+    entries: &[SchemaEntry],
+    dir: &Path,
+    ring: &Keyring,
+) -> Result<(Vec<PathBuf>, Report), CompatError> {
+    let history = History::of(dir)?;
+    let mut written = Vec::new();
+    for (name, list) in states(entries) {
+        if numbering(dir, name, &list)?.is_some() {
+            continue;
+        }
+        for e in list {
+            let spath = snapshot_path(dir, e.name, e.version);
+            let gpath = golden_path(dir, e.name, e.version);
+            let Some(desc) = &e.descriptor else {
+                return Err(CompatError::NoDescriptor {
+                    name: e.name,
+                    version: e.version,
+                });
+            };
+            if let Some(old) = read(&spath)? {
+                let old = String::from_utf8_lossy(&old).into_owned();
+                if snapshot::parse(&old).map(|s| s.fingerprint) != Ok(e.fingerprint.to_string()) {
+                    // A changed layout: refuse to touch this version (check reports it).
+                    continue;
+                }
+            }
+            let files = [
+                (
+                    spath,
+                    snapshot::render(e.name, e.version, desc).into_bytes(),
+                ),
+                (gpath, snapshot::golden(e, ring)?),
+            ];
+            for (path, bytes) in files {
+                if read(&path)?.is_some() || history.first_committed(&path)?.is_some() {
+                    continue;
+                }
+                let parent = path.parent().unwrap_or(dir);
+                std::fs::create_dir_all(parent).map_err(|source| CompatError::Io {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+                std::fs::write(&path, bytes).map_err(|source| CompatError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                written.push(path);
+            }
+        }
+    }
+    Ok((written, check(entries, dir, ring)?))
+}

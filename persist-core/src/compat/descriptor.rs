@@ -1,0 +1,280 @@
+//! Parses layout descriptors (see [`crate::layout`]) into field paths, and diffs two of them.
+
+use std::collections::HashMap;
+
+/// One node of a descriptor flattened to `path: summary`, e.g. `q_table[].q_value: @16 f64:8/8`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldLine {
+    /// The field path from the state's root (`journey.ewma_flip_rate`, `model::Network.layers[]`).
+    pub path: String,
+    /// The node's own part of the descriptor: archived offset (struct fields), kind and shape.
+    pub summary: String,
+}
+
+/// Flattens a state descriptor (`state NAME vN (FORMAT): TYPE`) or a bare type descriptor into
+/// one line per node. `None` when the text does not parse.
+pub fn flatten(descriptor: &str) -> Option<Vec<FieldLine>> {
+    let body = split_header(descriptor).1;
+    let mut p = Parser {
+        s: body.as_bytes(),
+        i: 0,
+        out: Vec::new(),
+    };
+    p.node(String::new(), None)?;
+    (p.i == p.s.len()).then_some(p.out)
+}
+
+/// The `state NAME vN (FORMAT)` prefix (empty for a bare type) and the type descriptor.
+fn split_header(descriptor: &str) -> (&str, &str) {
+    match descriptor.find("): ") {
+        Some(at) if descriptor.starts_with("state ") => (&descriptor[..=at], &descriptor[at + 3..]),
+        _ => ("", descriptor),
+    }
+}
+
+/// A field-path diff of two descriptors, old → new: `- path: old`, `+ path: new`,
+/// `~ path: old -> new`, at most `limit` lines (then a count of the rest).
+pub fn diff(old: &str, new: &str, limit: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let (old_head, _) = split_header(old);
+    let (new_head, _) = split_header(new);
+    if old_head != new_head {
+        lines.push(format!("~ (state header): {old_head} -> {new_head}"));
+    }
+    match (flatten(old), flatten(new)) {
+        (Some(a), Some(b)) => {
+            let in_new: HashMap<&str, &str> = b
+                .iter()
+                .map(|l| (l.path.as_str(), l.summary.as_str()))
+                .collect();
+            let in_old: HashMap<&str, &str> = a
+                .iter()
+                .map(|l| (l.path.as_str(), l.summary.as_str()))
+                .collect();
+            for l in &a {
+                match in_new.get(l.path.as_str()) {
+                    None => lines.push(format!("- {}: {}", shown(&l.path), l.summary)),
+                    Some(s) if *s != l.summary => {
+                        lines.push(format!("~ {}: {} -> {}", shown(&l.path), l.summary, s))
+                    }
+                    Some(_) => {}
+                }
+            }
+            for l in &b {
+                if !in_old.contains_key(l.path.as_str()) {
+                    lines.push(format!("+ {}: {}", shown(&l.path), l.summary));
+                }
+            }
+        }
+        _ => {
+            lines.push(format!("- {old}"));
+            lines.push(format!("+ {new}"));
+        }
+    }
+    if lines.len() > limit {
+        let rest = lines.len() - limit;
+        lines.truncate(limit);
+        lines.push(format!("… and {rest} more changed paths"));
+    }
+    lines
+}
+
+fn shown(path: &str) -> &str {
+    if path.is_empty() { "(root)" } else { path }
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+    out: Vec<FieldLine>,
+}
+
+fn join(path: &str, child: &str) -> String {
+    if path.is_empty() {
+        child.to_string()
+    } else {
+        format!("{path}.{child}")
+    }
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn word(&mut self) -> Option<&str> {
+        let start = self.i;
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
+        {
+            self.i += 1;
+        }
+        (self.i > start).then(|| std::str::from_utf8(&self.s[start..self.i]).ok())?
+    }
+
+    fn digits(&mut self) -> Option<&str> {
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        (self.i > start).then(|| std::str::from_utf8(&self.s[start..self.i]).ok())?
+    }
+
+    /// One type at `path`; `offset` is its archived offset when it is a struct field.
+    fn node(&mut self, path: String, offset: Option<&str>) -> Option<()> {
+        let at = offset.map(|o| format!("@{o} ")).unwrap_or_default();
+        let name = self.word()?.to_string();
+        if !self.eat(b':') {
+            // `recN`: a back-reference to an enclosing type.
+            name.starts_with("rec").then_some(())?;
+            self.out.push(FieldLine {
+                path,
+                summary: format!("{at}{name}"),
+            });
+            return Some(());
+        }
+        let shape = if self.eat(b'?') {
+            "?".to_string()
+        } else {
+            let size = self.digits()?.to_string();
+            self.eat(b'/').then_some(())?;
+            format!("{size}/{}", self.digits()?)
+        };
+        self.out.push(FieldLine {
+            path: path.clone(),
+            summary: format!("{at}{name}:{shape}"),
+        });
+        if self.eat(b'<') {
+            let mut index = 0;
+            loop {
+                let child = match (name.as_str(), index) {
+                    ("Vec" | "Slice" | "BTreeSet" | "HashSet", _) => format!("{path}[]"),
+                    (n, _) if n.starts_with("Array") => format!("{path}[]"),
+                    ("Option", _) => format!("{path}?"),
+                    ("Box", _) => format!("{path}*"),
+                    ("BTreeMap" | "HashMap", 0) => join(&path, "key"),
+                    ("BTreeMap" | "HashMap", _) => join(&path, "value"),
+                    ("Tuple", i) => join(&path, &i.to_string()),
+                    (_, i) => format!("{path}<{i}>"),
+                };
+                self.node(child, None)?;
+                index += 1;
+                if !self.eat(b',') {
+                    break;
+                }
+            }
+            self.eat(b'>').then_some(())?;
+        }
+        if self.eat(b'{') {
+            if name == "enum" {
+                self.variants(&path)?;
+            } else {
+                self.fields(&path, b'}')?;
+            }
+            self.eat(b'}').then_some(())?;
+        }
+        Some(())
+    }
+
+    fn fields(&mut self, path: &str, close: u8) -> Option<()> {
+        if self.peek() == Some(close) {
+            return Some(());
+        }
+        loop {
+            let name = self.word()?.to_string();
+            let offset = if self.eat(b'@') {
+                Some(self.digits()?.to_string())
+            } else {
+                None
+            };
+            self.eat(b':').then_some(())?;
+            self.node(join(path, &name), offset.as_deref())?;
+            if !self.eat(b',') {
+                return Some(());
+            }
+        }
+    }
+
+    fn variants(&mut self, path: &str) -> Option<()> {
+        if self.peek() == Some(b'}') {
+            return Some(());
+        }
+        loop {
+            let name = self.word()?.to_string();
+            self.eat(b'#').then_some(())?;
+            let discriminant = self.digits()?.to_string();
+            let vpath = format!("{path}::{name}");
+            self.out.push(FieldLine {
+                path: vpath.clone(),
+                summary: format!("variant #{discriminant}"),
+            });
+            if self.eat(b'(') {
+                self.fields(&vpath, b')')?;
+                self.eat(b')').then_some(())?;
+            }
+            if !self.eat(b',') {
+                return Some(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD: &str = "state s v1 (rkyv 0.8 (LE, aligned, 32-bit offsets)): struct:24/8{a@0:f64:8/8,b@8:f64:8/8,side@16:enum:1/1{Buy#0,Sell#1},xs@20:Vec:8/4<Tuple:8/4<u8:1/1,f32:4/4>>}";
+
+    #[test]
+    fn flattens_every_node() {
+        let lines = flatten(OLD).expect("parses");
+        let paths: Vec<&str> = lines.iter().map(|l| l.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "",
+                "a",
+                "b",
+                "side",
+                "side::Buy",
+                "side::Sell",
+                "xs",
+                "xs[]",
+                "xs[].0",
+                "xs[].1"
+            ]
+        );
+        assert_eq!(lines[1].summary, "@0 f64:8/8");
+        assert!(flatten("struct:8/8{a@0:").is_none());
+        assert_eq!(flatten("enum:1/1{A#0(x:rec1)}").expect("rec").len(), 3);
+    }
+
+    #[test]
+    fn swapped_fields_and_reordered_variants_show_in_the_diff() {
+        let new = OLD
+            .replace("a@0:f64:8/8,b@8:f64:8/8", "b@0:f64:8/8,a@8:f64:8/8")
+            .replace("Buy#0,Sell#1", "Sell#0,Buy#1");
+        let d = diff(OLD, &new, 50);
+        assert!(
+            d.contains(&"~ a: @0 f64:8/8 -> @8 f64:8/8".to_string()),
+            "{d:?}"
+        );
+        assert!(
+            d.contains(&"~ side::Buy: variant #0 -> variant #1".to_string()),
+            "{d:?}"
+        );
+        let renamed = OLD.replace("b@8", "c@8");
+        let d = diff(OLD, &renamed, 50);
+        assert_eq!(d, ["- b: @8 f64:8/8", "+ c: @8 f64:8/8"]);
+    }
+}
