@@ -172,3 +172,60 @@ fn committed_golden_files_load_with_the_expected_values() {
         .value;
     assert_eq!(current, ReplayBufferState::sample());
 }
+
+/// Outside a git checkout, the checker still verifies each snapshot against its own descriptor
+/// and loads every golden file.
+#[test]
+fn check_without_git_history_uses_self_consistency() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("snapshots");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+    for state in std::fs::read_dir(&src).expect("snapshots") {
+        let state = state.expect("entry").path();
+        let to = dir.join(state.file_name().expect("name"));
+        std::fs::create_dir_all(&to).expect("mkdir");
+        for file in std::fs::read_dir(&state).expect("state") {
+            let file = file.expect("entry").path();
+            std::fs::copy(&file, to.join(file.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let report = compat::check(&all(), &dir).expect("check");
+    if report.git_history {
+        eprintln!("SKIPPED: the temporary directory is inside a git checkout");
+        return;
+    }
+    assert!(report.is_clean(), "{:?}", report.violations);
+
+    let snap = dir.join("position/v2.schema");
+    let text = std::fs::read_to_string(&snap).expect("read");
+    std::fs::write(
+        &snap,
+        text.replace("entry_price@8:f64", "entry_price@8:f32"),
+    )
+    .expect("write");
+    let rules: Vec<_> = compat::check(&all(), &dir)
+        .expect("check")
+        .violations
+        .iter()
+        .map(|v| v.rule)
+        .collect();
+    assert_eq!(rules, [compat::Rule::SnapshotModified]);
+    std::fs::write(&snap, text).expect("restore");
+
+    let golden = dir.join("exit_agent/v1.pst");
+    let mut bytes = std::fs::read(&golden).expect("read");
+    bytes[100] ^= 0x40;
+    std::fs::write(&golden, bytes).expect("write");
+    let report = compat::check(&all(), &dir).expect("check");
+    let rules: Vec<_> = report
+        .violations
+        .iter()
+        .map(|v| (v.rule, v.state.as_str(), v.version))
+        .collect();
+    assert_eq!(rules, [(compat::Rule::GoldenDoesNotLoad, "exit_agent", 1)]);
+    assert!(
+        report.violations[0].diff[0].contains("envelope rejected"),
+        "{:?}",
+        report.violations[0]
+    );
+}

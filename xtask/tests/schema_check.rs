@@ -260,6 +260,12 @@ fn checker_reports_each_mutation_as_its_rule() {
     let text = expect_only(&f, "check", "VERSION_GAP_OR_DUPLICATE");
     assert!(text.contains("v2"), "{text}");
 
+    // VERSION_GAP_OR_DUPLICATE: a state dropped from the registry while its snapshots remain.
+    f.mutate_lib("SchemaEntry::of::<Tick, Tick>(),", "");
+    f.build();
+    let text = expect_only(&f, "check", "VERSION_GAP_OR_DUPLICATE");
+    assert!(text.contains("tick v1"), "{text}");
+
     // MISSING_MIGRATION: the link from v1 removed.
     f.mutate_lib(r#"version = 2, try_from = AgentV1"#, r#"version = 2"#);
     f.build();

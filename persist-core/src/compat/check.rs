@@ -203,7 +203,54 @@ pub fn check(entries: &[SchemaEntry], dir: &Path, ring: &Keyring) -> Result<Repo
             check_version(e, dir, ring, &history, &mut report.violations)?;
         }
     }
+    report.violations.extend(removed_states(entries, dir)?);
     Ok(report)
+}
+
+/// States with snapshot files but no registered version: a state removed from the program,
+/// whose generations can no longer be loaded (`VERSION_GAP_OR_DUPLICATE` of its newest version).
+fn removed_states(entries: &[SchemaEntry], dir: &Path) -> Result<Vec<Violation>, CompatError> {
+    let registered: BTreeSet<&str> = entries.iter().map(|e| e.name).collect();
+    let listing = match std::fs::read_dir(dir) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(CompatError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut names = BTreeSet::new();
+    for entry in listing {
+        let entry = entry.map_err(|source| CompatError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if entry.path().is_dir() {
+            names.insert(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    let mut out = Vec::new();
+    for name in names.iter().filter(|n| !registered.contains(n.as_str())) {
+        let versions = versions_on_disk(dir, name)?;
+        if let Some(&newest) = versions.last() {
+            out.push(Violation {
+                rule: Rule::VersionGapOrDuplicate,
+                state: name.clone(),
+                version: newest,
+                summary: "this state has snapshot files but no registered version".to_string(),
+                diff: versions
+                    .iter()
+                    .map(|v| format!("- v{v}: no registered type"))
+                    .collect(),
+                action: "register the state again, or delete its snapshot directory on purpose \
+                         (its generations can then no longer be loaded)"
+                    .to_string(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn check_version(

@@ -49,8 +49,9 @@ impl History {
                 first_commit: HashMap::new(),
             });
         }
+        // Only the history of the snapshots directory (`.` relative to it).
         let out = git(
-            &top,
+            dir,
             &[
                 "log",
                 "--reverse",
@@ -59,6 +60,7 @@ impl History {
                 "--no-renames",
                 "HEAD",
                 "--",
+                ".",
             ],
         )
         .and_then(|o| check_status(o, "git log"))?;
