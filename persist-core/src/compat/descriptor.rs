@@ -277,4 +277,13 @@ mod tests {
         let d = diff(OLD, &renamed, 50);
         assert_eq!(d, ["- b: @8 f64:8/8", "+ c: @8 f64:8/8"]);
     }
+
+    #[test]
+    fn changed_rkyv_format_flags_show_in_the_header_line() {
+        let new = OLD.replace("32-bit offsets", "64-bit offsets");
+        let d = diff(OLD, &new, 50);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].starts_with("~ (state header): state s v1 (rkyv 0.8 (LE, aligned, 32-bit"));
+        assert!(d[0].ends_with("64-bit offsets))"), "{d:?}");
+    }
 }
