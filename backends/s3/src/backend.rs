@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3;
+use object_store::client::HttpClient;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use persist_core::backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
@@ -11,10 +12,6 @@ use persist_core::backend::{Backend, BackendError, NewObject, ObjectBytes, Objec
 use crate::error::{map_error, shut_down};
 use crate::runtime::OwnedRuntime;
 use crate::upload::S3NewObject;
-
-/// The directory, under the backend's prefix, where multipart uploads are assembled before
-/// their create-only copy to the final key. Never listed.
-pub const STAGING_DIR: &str = ".staging";
 
 /// A store's generations in an S3 bucket under a key prefix. See the crate docs for how each
 /// guarantee of [`Backend`] is met.
@@ -27,26 +24,39 @@ pub struct S3Backend {
     location: String,
     pub(crate) multipart_threshold: usize,
     pub(crate) part_size: usize,
+    /// For the create-only multipart completion (see `complete`).
+    pub(crate) http: HttpClient,
+    pub(crate) region: String,
+    pub(crate) bucket_url: String,
+}
+
+/// How an [`S3Backend`] is put together (built by the builder).
+pub(crate) struct Parts {
+    pub(crate) store: Arc<AmazonS3>,
+    pub(crate) runtime: Arc<OwnedRuntime>,
+    pub(crate) prefix: Option<Path>,
+    pub(crate) bucket: String,
+    pub(crate) location: String,
+    pub(crate) multipart_threshold: usize,
+    pub(crate) part_size: usize,
+    pub(crate) http: HttpClient,
+    pub(crate) region: String,
+    pub(crate) bucket_url: String,
 }
 
 impl S3Backend {
-    pub(crate) fn from_parts(
-        store: Arc<AmazonS3>,
-        runtime: Arc<OwnedRuntime>,
-        prefix: Option<Path>,
-        bucket: String,
-        location: String,
-        multipart_threshold: usize,
-        part_size: usize,
-    ) -> Self {
+    pub(crate) fn from_parts(p: Parts) -> Self {
         S3Backend {
-            store,
-            runtime,
-            prefix,
-            bucket,
-            location,
-            multipart_threshold,
-            part_size,
+            store: p.store,
+            runtime: p.runtime,
+            prefix: p.prefix,
+            bucket: p.bucket,
+            location: p.location,
+            multipart_threshold: p.multipart_threshold,
+            part_size: p.part_size,
+            http: p.http,
+            region: p.region,
+            bucket_url: p.bucket_url,
         }
     }
 
@@ -95,24 +105,6 @@ impl S3Backend {
         self.run(async move { store.put_opts(&path, payload, PutMode::Create.into()).await })?
             .map(|_| ())
             .map_err(|e| self.map(key, e))
-    }
-
-    /// Copies `staging` to `key` only if `key` does not exist (a one-part multipart copy whose
-    /// completion carries `If-None-Match: *`), then deletes `staging` whatever the outcome.
-    pub(crate) fn publish_staged(&self, staging: &Path, key: &str) -> Result<(), BackendError> {
-        let to = self.path_of(key)?;
-        let store = Arc::clone(&self.store);
-        let from = staging.clone();
-        let copied = self.run(async move {
-            let copied = store.copy_if_not_exists(&from, &to).await;
-            let cleaned = store.delete(&from).await;
-            (copied, cleaned)
-        })?;
-        let (copied, cleaned) = copied;
-        if let Err(e) = cleaned {
-            tracing::warn!(staging = %staging, error = %e, "could not delete a staging object");
-        }
-        copied.map_err(|e| self.map(key, e))
     }
 
     pub(crate) fn location_string(&self) -> String {
@@ -165,9 +157,7 @@ impl Backend for S3Backend {
             .into_iter()
             .filter_map(|m| {
                 let key = self.strip_prefix(m.location.as_ref())?;
-                let hidden =
-                    key.starts_with(STAGING_DIR) && key[STAGING_DIR.len()..].starts_with('/');
-                (!hidden && key.starts_with(prefix)).then(|| ObjectMeta {
+                key.starts_with(prefix).then(|| ObjectMeta {
                     key: key.to_string(),
                     size: m.size,
                 })

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut, S3CopyIfNotExists};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
+use object_store::client::{HttpConnector, ReqwestConnector};
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
-use crate::backend::S3Backend;
+use crate::backend::{Parts, S3Backend};
 use crate::error::S3Error;
 use crate::runtime::OwnedRuntime;
 
@@ -236,19 +237,30 @@ impl S3BackendBuilder {
         } else {
             format!("s3://{bucket}/{} at {endpoint_desc}", self.prefix)
         };
+        let client_options = ClientOptions::new()
+            .with_allow_http(self.allow_http)
+            .with_connect_timeout(self.connect_timeout)
+            .with_timeout(self.request_timeout);
+        let bucket_url = match (&self.endpoint, self.path_style) {
+            (Some(endpoint), true) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+            (Some(endpoint), false) => endpoint.trim_end_matches('/').to_string(),
+            (None, true) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+            (None, false) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+        };
+        let client_error = |e: object_store::Error| S3Error::Client {
+            location: location.clone(),
+            message: e.to_string(),
+        };
+        let http = ReqwestConnector::default()
+            .connect(&client_options)
+            .map_err(client_error)?;
         let mut inner = self
             .inner
             .with_bucket_name(&bucket)
             .with_region(&region)
             .with_virtual_hosted_style_request(!self.path_style)
             .with_conditional_put(S3ConditionalPut::ETagMatch)
-            .with_copy_if_not_exists(S3CopyIfNotExists::Multipart)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_allow_http(self.allow_http)
-                    .with_connect_timeout(self.connect_timeout)
-                    .with_timeout(self.request_timeout),
-            )
+            .with_client_options(client_options.clone())
             .with_retry(RetryConfig {
                 backoff: BackoffConfig::default(),
                 max_retries: self.max_retries,
@@ -257,20 +269,20 @@ impl S3BackendBuilder {
         if let Some(endpoint) = &self.endpoint {
             inner = inner.with_config(AmazonS3ConfigKey::Endpoint, endpoint);
         }
-        let store = inner.build().map_err(|e| S3Error::Client {
-            location: location.clone(),
-            message: e.to_string(),
-        })?;
+        let store = inner.build().map_err(client_error)?;
         let runtime = OwnedRuntime::new(2).map_err(S3Error::Runtime)?;
-        Ok(S3Backend::from_parts(
-            Arc::new(store),
-            Arc::new(runtime),
+        Ok(S3Backend::from_parts(Parts {
+            store: Arc::new(store),
+            runtime: Arc::new(runtime),
             prefix,
             bucket,
             location,
-            self.multipart_threshold,
-            self.part_size,
-        ))
+            multipart_threshold: self.multipart_threshold,
+            part_size: self.part_size,
+            http,
+            region,
+            bucket_url,
+        }))
     }
 }
 
