@@ -1,4 +1,5 @@
-//! `persist demo --dir DIR [--steps N] [--save-every K] [--seed S]`: the README's main job.
+//! `persist demo --dir DIR [--steps N] [--save-every K] [--seed S] [--schemas]`: the README's
+//! main job.
 //!
 //! A Q-learning agent trades a simulated price series and checkpoints its whole state every K
 //! steps and at the end. Run it again and it resumes from the newest valid generation.
@@ -35,6 +36,10 @@ pub struct Args {
     /// The seed of a fresh run (a resumed run continues its saved generators).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Also save one generation of each of the users' nine states (persist-schemas, at the
+    /// specification's sizes) after the run, loading the previous one first.
+    #[arg(long)]
+    schemas: bool,
 }
 
 /// Runs or resumes the demo.
@@ -93,6 +98,9 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     }
     let elapsed = started.elapsed();
     summarize(&state, state.step - start_step, elapsed.as_secs_f64(), out)?;
+    if args.schemas {
+        crate::demo::schemas::save_all(&store, args.seed, out)?;
+    }
     let key_arg = if key_file.is_some() || std::env::var_os(persist_core::key::KEY_ENV).is_some() {
         String::new()
     } else {

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod market;
 pub mod rng;
+pub mod schemas;
 pub mod state;
 
 pub use agent::{ACTION_NAMES, N_ACTIONS, N_STATES};
