@@ -33,6 +33,8 @@
 //! which the checker reports against each committed snapshot: freeze a copy in [`history`]
 //! first.
 
+#![forbid(unsafe_code)]
+
 pub mod agents;
 pub mod common;
 pub mod history;
