@@ -344,3 +344,63 @@ fn wrong_credentials_name_the_endpoint_and_bucket() {
         run.stderr
     );
 }
+
+#[test]
+fn demo_replicates_off_site_reports_lag_and_resumes_from_it_after_the_disk_is_lost() {
+    let Some(server) = server("demo_replicates_off_site_reports_lag_and_resumes") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("persist.key");
+    let url = format!("s3://{}/demo", server.bucket("demo"));
+    let args = |steps: &'static str| {
+        vec![
+            "demo".to_string(),
+            "--dir".into(),
+            s(tmp.path()).into(),
+            "--steps".into(),
+            steps.into(),
+            "--save-every".into(),
+            "100".into(),
+            "--off-site".into(),
+            url.clone(),
+        ]
+    };
+    let first: Vec<String> = args("400");
+    let run = server.persist(&key, &first.iter().map(String::as_str).collect::<Vec<_>>());
+    run.assert_code(0);
+    assert!(run.stdout.contains("off-site:"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("off-site at exit: 0 generations pending"),
+        "{}",
+        run.stdout
+    );
+    // Every local generation is off-site.
+    let local = files(&tmp.path().join("state"));
+    let listed = server.persist(&key, &["list", &url, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let remote: Vec<u64> = json["states"][0]["generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["sequence"].as_u64().unwrap())
+        .collect();
+    assert!(remote.len() >= local.len(), "{remote:?} vs {local:?}");
+
+    // The disk dies (the key survives elsewhere): the next run restores from off-site.
+    fs::remove_dir_all(tmp.path().join("state")).unwrap();
+    let second: Vec<String> = args("100");
+    let run = server.persist(&key, &second.iter().map(String::as_str).collect::<Vec<_>>());
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("restored from off-site"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("resuming at step 400"),
+        "{}",
+        run.stdout
+    );
+}

@@ -132,7 +132,9 @@ pub enum LoadError {
     /// The generations could not be listed.
     #[error(transparent)]
     Backend(#[from] BackendError),
-    /// The local store had no valid generation and the off-site fallback failed too.
+    /// The local store had no valid generation and the off-site copy's generations were all
+    /// invalid or unreadable. (An off-site copy with no generation at all leaves the local
+    /// error as it was.)
     #[error("{local}; off-site fallback failed too: {off_site}")]
     OffSiteFailed {
         /// Why the local store had nothing.
@@ -443,6 +445,8 @@ impl Store {
         tracing::warn!(error = %local, off_site = %off_site.location(), "no valid local generation; trying the off-site copy");
         let mut loaded = match self.load_from::<T>(off_site) {
             Ok(loaded) => loaded,
+            // Nothing off-site either: the local answer stands (a fresh start, or all invalid).
+            Err(LoadError::NoGeneration { .. }) => return Err(local),
             Err(off) => {
                 return Err(LoadError::OffSiteFailed {
                     local: Box::new(local),

@@ -232,7 +232,19 @@ impl Worker {
                     self.config.poll_interval
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "off-site replication failed");
+                    let lag = self
+                        .shared
+                        .status
+                        .lock()
+                        .map(|s| (s.pending_generations, s.seconds_behind));
+                    let (pending, seconds_behind) = lag.unwrap_or_default();
+                    tracing::warn!(
+                        error = %e,
+                        retry_in = ?backoff,
+                        pending,
+                        seconds_behind,
+                        "off-site replication failed; local saves go on"
+                    );
                     let this = backoff;
                     backoff = (backoff * 2).min(self.config.max_backoff);
                     self.needs_listing = true;
@@ -341,6 +353,13 @@ impl Worker {
             .filter_map(|k| self.first_seen.get(k))
             .min()
             .map_or(0.0, |t| t.elapsed().as_secs_f64());
+        if !pending.is_empty() {
+            tracing::debug!(
+                pending = pending.len(),
+                seconds_behind = behind,
+                "off-site replication lag"
+            );
+        }
         self.update(|s| {
             s.pending_generations = pending.len();
             s.seconds_behind = behind;

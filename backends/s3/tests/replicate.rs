@@ -214,10 +214,19 @@ fn load_falls_back_past_all_invalid_local_generations_and_reports_them() {
     let plain = local_store(dir.path(), 4, None);
     assert_eq!(plain.load::<Blob>().unwrap().value, Blob::new(1, 100));
 
-    // And with an empty off-site copy too, the error names both failures.
+    // With an empty off-site copy the local answer stands; with only invalid generations
+    // off-site, the error names both failures.
     let empty: Arc<dyn Backend> = Arc::new(env.backend(&env.fresh_bucket("empty"), ""));
     let wiped = tempfile::tempdir().unwrap();
-    let store = local_store(wiped.path(), 4, Some(empty));
+    let store = local_store(wiped.path(), 4, Some(Arc::clone(&empty)));
+    let err = store.load::<Blob>().unwrap_err();
+    assert!(matches!(err, LoadError::NoGeneration { .. }), "{err}");
+    empty
+        .put_new(
+            &generation_key("blob", 1),
+            &[b"not an envelope at all, just bytes"],
+        )
+        .unwrap();
     let err = store.load::<Blob>().unwrap_err();
     assert!(matches!(err, LoadError::OffSiteFailed { .. }), "{err}");
     assert!(

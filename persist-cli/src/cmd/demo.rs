@@ -1,15 +1,17 @@
-//! `persist demo --dir DIR [--steps N] [--save-every K] [--seed S] [--schemas]`: the README's
-//! main job.
+//! `persist demo --dir DIR [--steps N] [--save-every K] [--seed S] [--schemas]
+//! [--off-site s3://bucket/prefix]`: the README's main job.
 //!
 //! A Q-learning agent trades a simulated price series and checkpoints its whole state every K
 //! steps and at the end. Run it again and it resumes from the newest valid generation.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use persist_core::{Keyring, LoadError, Store, StoreConfig};
 use persist_fs::FsBackend;
+use persist_s3::{ReplicationStatus, Replicator, ReplicatorConfig};
 
 use crate::demo::{ACTION_NAMES, DemoState, N_ACTIONS, N_STATES};
 use crate::error::{CliError, Status};
@@ -40,6 +42,11 @@ pub struct Args {
     /// specification's sizes) after the run, loading the previous one first.
     #[arg(long)]
     schemas: bool,
+    /// Replicate every generation to s3://bucket/prefix in the background (configured from the
+    /// AWS_* environment), print the replication lag after each save, and restore from it when
+    /// the local store has no valid generation.
+    #[arg(long, value_name = "S3_URL")]
+    off_site: Option<String>,
 }
 
 /// Runs or resumes the demo.
@@ -77,7 +84,27 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
             temp.display()
         )?;
     }
-    let store = Store::new(Box::new(backend), Keyring::new(key), StoreConfig::default());
+    let off_site = args.off_site.as_deref().map(crate::open::s3).transpose()?;
+    let config = StoreConfig {
+        off_site: off_site
+            .clone()
+            .map(|b| Arc::new(b) as Arc<dyn persist_core::Backend>),
+        ..StoreConfig::default()
+    };
+    let store = Store::new(Box::new(backend), Keyring::new(key), config);
+    let replicator = match off_site {
+        Some(remote) => Some(Replicator::start(
+            Box::new(FsBackend::open_read_only(&store_path).map_err(|source| {
+                CliError::OpenStore {
+                    path: store_path.clone(),
+                    source,
+                }
+            })?),
+            Arc::new(remote),
+            ReplicatorConfig::default(),
+        )),
+        None => None,
+    };
 
     let mut state = recover(&store, args.seed, out)?;
     let start_step = state.step;
@@ -95,9 +122,18 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
             stats.reward / stats.steps.max(1) as f64,
             out,
         )?;
+        if let Some(r) = &replicator {
+            r.notify();
+            print_lag("off-site", &r.status(), out)?;
+        }
     }
     let elapsed = started.elapsed();
     summarize(&state, state.step - start_step, elapsed.as_secs_f64(), out)?;
+    if let Some(r) = replicator {
+        let status = r.wait_caught_up(Duration::from_secs(30));
+        print_lag("off-site at exit", &status, out)?;
+        r.stop();
+    }
     if args.schemas {
         crate::demo::schemas::save_all(&store, args.seed, out)?;
     }
@@ -148,6 +184,22 @@ fn recover(store: &Store, seed: u64, out: &mut dyn Write) -> Result<DemoState, C
         }
         Err(err) => Err(CliError::Load(err)),
     }
+}
+
+/// Prints the replicator's lag and last error.
+fn print_lag(what: &str, s: &ReplicationStatus, out: &mut dyn Write) -> Result<(), CliError> {
+    outln!(
+        out,
+        "  {what}: {} generation{} pending, {:.1} s behind, {} uploaded{}",
+        s.pending_generations,
+        if s.pending_generations == 1 { "" } else { "s" },
+        s.seconds_behind,
+        s.uploaded_generations,
+        s.last_error
+            .as_deref()
+            .map(|e| format!(", last error: {e}"))
+            .unwrap_or_default()
+    )
 }
 
 /// Saves one generation and prints its progress line.
