@@ -81,7 +81,7 @@ fn replicator_keeps_saving_through_an_outage_reports_lag_and_catches_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        slowest < Duration::from_millis(500),
+        slowest < Duration::from_secs(2),
         "a save waited on the network: {slowest:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(20);
