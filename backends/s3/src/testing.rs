@@ -1,5 +1,6 @@
-//! Test and setup support: creating a bucket on a plain-HTTP S3-compatible server (moto,
-//! MinIO), which `object_store` has no call for. Not for production endpoints (no TLS).
+//! Test and setup support for a plain-HTTP S3-compatible server (moto, MinIO): creating a
+//! bucket and counting incomplete multipart uploads, which `object_store` has no calls for.
+//! Not for production endpoints (no TLS).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -7,7 +8,7 @@ use std::net::TcpStream;
 use object_store::aws::{AwsAuthorizer, AwsCredential};
 use object_store::client::HttpRequestBody;
 
-/// Why a bucket could not be created.
+/// Why a bucket request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateBucketError {
     /// The endpoint is not `http://host:port`.
@@ -47,14 +48,63 @@ pub fn create_bucket(
     secret: &str,
     bucket: &str,
 ) -> Result<(), CreateBucketError> {
+    let (status, response) = signed_request(endpoint, region, key_id, secret, "PUT", bucket, "")?;
+    if status == 200 {
+        Ok(())
+    } else {
+        Err(CreateBucketError::Refused {
+            endpoint: endpoint.to_string(),
+            bucket: bucket.to_string(),
+            response,
+        })
+    }
+}
+
+/// The number of incomplete multipart uploads in `bucket` (`GET /bucket?uploads`): an aborted
+/// upload must not be among them.
+pub fn incomplete_multipart_uploads(
+    endpoint: &str,
+    region: &str,
+    key_id: &str,
+    secret: &str,
+    bucket: &str,
+) -> Result<usize, CreateBucketError> {
+    let (status, response) =
+        signed_request(endpoint, region, key_id, secret, "GET", bucket, "uploads=")?;
+    if status != 200 {
+        return Err(CreateBucketError::Refused {
+            endpoint: endpoint.to_string(),
+            bucket: bucket.to_string(),
+            response,
+        });
+    }
+    Ok(response.matches("<Upload>").count())
+}
+
+/// One SigV4-signed request with an empty body to `endpoint/bucket?query`; returns the status
+/// and the whole response text.
+fn signed_request(
+    endpoint: &str,
+    region: &str,
+    key_id: &str,
+    secret: &str,
+    method: &str,
+    bucket: &str,
+    query: &str,
+) -> Result<(u16, String), CreateBucketError> {
     let hostport = endpoint
         .strip_prefix("http://")
         .map(|h| h.trim_end_matches('/'))
         .filter(|h| !h.is_empty() && !h.contains('/'))
         .ok_or_else(|| CreateBucketError::Endpoint(endpoint.to_string()))?;
+    let target = if query.is_empty() {
+        format!("/{bucket}")
+    } else {
+        format!("/{bucket}?{query}")
+    };
     let mut request = http::Request::builder()
-        .method("PUT")
-        .uri(format!("http://{hostport}/{bucket}"))
+        .method(method)
+        .uri(format!("http://{hostport}{target}"))
         .body(HttpRequestBody::empty())
         .map_err(|e| CreateBucketError::Sign(e.to_string()))?;
     let credential = AwsCredential {
@@ -65,7 +115,7 @@ pub fn create_bucket(
     AwsAuthorizer::new(&credential, "s3", region)
         .try_authorize(&mut request, None)
         .map_err(|e| CreateBucketError::Sign(e.to_string()))?;
-    let mut head = format!("PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\n");
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {hostport}\r\n");
     for (name, value) in request.headers() {
         let value = value
             .to_str()
@@ -82,13 +132,10 @@ pub fn create_bucket(
     stream.write_all(head.as_bytes()).map_err(io)?;
     let mut response = String::new();
     stream.read_to_string(&mut response).map_err(io)?;
-    if response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200") {
-        Ok(())
-    } else {
-        Err(CreateBucketError::Refused {
-            endpoint: endpoint.to_string(),
-            bucket: bucket.to_string(),
-            response,
-        })
-    }
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, response))
 }

@@ -190,6 +190,8 @@ fn large_generations_go_multipart_and_stay_create_only() {
     let err = store.backend().put_new(&key, &[&other]).unwrap_err();
     assert!(matches!(err, BackendError::AlreadyExists { .. }), "{err}");
     assert_eq!(store.load::<Blob>().unwrap().value, big);
+    // The refused upload was aborted, not left behind.
+    assert_eq!(common::incomplete_uploads(&env, &bucket), 0);
 
     // Nothing but the generation is in the bucket.
     let all = raw_keys(&env, &bucket);
@@ -245,8 +247,10 @@ fn an_interrupted_multipart_upload_leaves_nothing_visible() {
         let mut obj = backend.begin_put(&key).unwrap();
         // Three parts' worth: the multipart upload has started and parts are in flight.
         obj.write(&vec![1u8; 16 << 20]).unwrap();
+        assert_eq!(common::incomplete_uploads(&env, &bucket), 1);
         // Dropped without commit: aborted mid-way.
     }
+    assert_eq!(common::incomplete_uploads(&env, &bucket), 0);
     assert!(backend.list("").unwrap().is_empty());
     assert!(matches!(
         backend.get(&key),

@@ -107,6 +107,18 @@ pub fn create_bucket(env: &S3Env, bucket: &str) {
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Incomplete multipart uploads in `bucket`.
+pub fn incomplete_uploads(env: &S3Env, bucket: &str) -> usize {
+    persist_s3::testing::incomplete_multipart_uploads(
+        &env.endpoint,
+        &env.region,
+        &env.key_id,
+        &env.secret,
+        bucket,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The tests' signing key.
 pub fn keyring() -> Keyring {
     Keyring::new(
