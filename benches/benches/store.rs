@@ -1,6 +1,6 @@
 //! The store beside its floors, on the same bytes, in one criterion run.
 //!
-//! `cargo bench -p persist-bench` (about four minutes); `cargo run -p persist-bench --bin
+//! `cargo bench -p persist-bench` (about four minutes on the 2-core development VM); `cargo run -p persist-bench --bin
 //! bench-report` then prints the medians and ratios of docs/BENCHMARKS.md.
 
 use std::hint::black_box;
@@ -30,6 +30,21 @@ fn newest_envelope<T: Persist>(store: &Store, root: &Path) -> Vec<u8> {
     std::fs::read(root.join(newest.key)).expect("read generation")
 }
 
+/// Times `measured` over `iters` iterations and runs `other`, untimed, before each one. Both
+/// sides of a save comparison are measured this way, each after the other's write, so that they
+/// see the same disk: otherwise whichever runs second inherits the first one's writeback and
+/// the drift of fsync latency on a shared machine.
+fn interleaved(iters: u64, mut other: impl FnMut(), mut measured: impl FnMut()) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        other();
+        let start = Instant::now();
+        measured();
+        total += start.elapsed();
+    }
+    total
+}
+
 fn save_4kb(c: &mut Criterion) {
     let dir = scratch();
     let store = open_store(&dir.path().join("store"), StoreConfig::default()).expect("store");
@@ -37,18 +52,29 @@ fn save_4kb(c: &mut Criterion) {
     store.save(&state).expect("save");
     let bytes = newest_envelope::<EntryAgentState>(&store, &dir.path().join("store"));
     let mut floor = ProtocolFloor::new(&dir.path().join("floor"), 4).expect("floor");
+    let mut save = || {
+        state.total_updates += 1;
+        black_box(store.save(&state).expect("save"));
+    };
 
     let mut group = c.benchmark_group("save_4kb");
     group.throughput(Throughput::Bytes(bytes.len() as u64));
     group.sample_size(50);
     group.bench_function("store_save", |b| {
-        b.iter(|| {
-            state.total_updates += 1;
-            black_box(store.save(&state).expect("save"))
+        b.iter_custom(|iters| {
+            interleaved(
+                iters,
+                || drop(floor.write(&bytes).expect("floor")),
+                &mut save,
+            )
         })
     });
     group.bench_function("protocol_floor", |b| {
-        b.iter(|| black_box(floor.write(&bytes).expect("floor write")))
+        b.iter_custom(|iters| {
+            interleaved(iters, &mut save, || {
+                drop(floor.write(&bytes).expect("floor"))
+            })
+        })
     });
     group.finish();
 }
@@ -85,14 +111,35 @@ fn large(c: &mut Criterion) {
 
     let mut group = large_group(c, "save_200mb");
     group.throughput(Throughput::Bytes(bytes.len() as u64));
+    // Each side runs after the other's write (see `interleaved`); the serial-signing store is
+    // measured after a floor write too.
+    let floor_write = |floor: &mut ProtocolFloor| drop(floor.write(&bytes).expect("floor"));
     group.bench_function("store_save", |b| {
-        b.iter(|| black_box(store.save(&buffer).expect("save")))
+        b.iter_custom(|iters| {
+            interleaved(
+                iters,
+                || floor_write(&mut floor),
+                || drop(black_box(store.save(&buffer).expect("save"))),
+            )
+        })
     });
     group.bench_function("store_save_serial_sign", |b| {
-        b.iter(|| black_box(serial.save(&buffer).expect("save")))
+        b.iter_custom(|iters| {
+            interleaved(
+                iters,
+                || floor_write(&mut floor),
+                || drop(black_box(serial.save(&buffer).expect("save"))),
+            )
+        })
     });
     group.bench_function("protocol_floor", |b| {
-        b.iter(|| black_box(floor.write(&bytes).expect("floor write")))
+        b.iter_custom(|iters| {
+            interleaved(
+                iters,
+                || drop(black_box(store.save(&buffer).expect("save"))),
+                || floor_write(&mut floor),
+            )
+        })
     });
     group.bench_function("part_encode", |b| {
         b.iter_with_large_drop(|| buffer.encode().expect("encode"))
@@ -139,7 +186,10 @@ fn spec_8_2(c: &mut Criterion) {
     let buffer = ReplayBuffer::sample(SPEC_EXPERIENCES, 2);
 
     let mut group = c.benchmark_group("spec_8_2");
-    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1));
     // One iteration is 1000 consecutive saves; the time reported is their average.
     group.bench_function("avg_of_1000_saves_4kb", |b| {
         b.iter_custom(|iters| {
