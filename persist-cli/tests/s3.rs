@@ -52,7 +52,9 @@ fn server(test: &str) -> Option<Server> {
             .append(true)
             .open(marker)
             .unwrap();
-        writeln!(f, "persist-cli::{test}").unwrap();
+        // One write per line: O_APPEND keeps a single write whole when tests run in parallel.
+        f.write_all(format!("persist-cli::{test}\n").as_bytes())
+            .unwrap();
     }
     Some(Server {
         endpoint,

@@ -50,7 +50,9 @@ pub fn s3_env(test: &str) -> Option<S3Env> {
             .append(true)
             .open(&marker)
             .expect("open the S3 test marker file");
-        writeln!(f, "{test}").expect("write the S3 test marker file");
+        // One write per line: O_APPEND keeps a single write whole when tests run in parallel.
+        f.write_all(format!("{test}\n").as_bytes())
+            .expect("write the S3 test marker file");
     }
     Some(S3Env {
         endpoint,
@@ -195,7 +197,9 @@ impl Moto {
                 .append(true)
                 .open(&marker)
                 .expect("open the S3 test marker file");
-            writeln!(f, "{test}").expect("write the S3 test marker file");
+            // One write per line (see above).
+            f.write_all(format!("{test}\n").as_bytes())
+                .expect("write the S3 test marker file");
         }
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
