@@ -1,8 +1,10 @@
 //! The floors a store operation is measured against.
 //!
 //! [`ProtocolFloor`] is the durable-write protocol with nothing else: no encoding, no signing, no
-//! listing, no checks. [`hmac_sha256`] is the authentication pass of a load with nothing else: no
-//! read, no validation, no copy.
+//! listing, no checks. [`tag_floor`] is the authentication pass of a load with nothing else: the
+//! envelope's tag recomputed over bytes already in memory (every core hashing the payload's
+//! chunks, as a load does), no read, no validation, no copy. [`hmac_sha256`] is the flat,
+//! single-pass HMAC of envelope format 1 and of the spec, for reference.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -10,6 +12,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
+use persist_core::Key;
+use persist_core::envelope::{self, HEADER_LEN, TAG_LEN};
 use sha2::Sha256;
 
 /// Durable writes of byte strings into one directory with plain `std::fs`, each under a fresh
@@ -63,6 +67,14 @@ impl ProtocolFloor {
     pub fn live(&self) -> impl Iterator<Item = &Path> {
         self.live.iter().map(PathBuf::as_path)
     }
+}
+
+/// The envelope tag of `signed` (a generation without its last `TAG_LEN` bytes) under `key`:
+/// exactly the authentication work a load does, on bytes already in memory.
+pub fn tag_floor(key: &Key, signed: &[u8]) -> [u8; TAG_LEN] {
+    let (head, payload) = signed.split_at(HEADER_LEN);
+    let head: &[u8; HEADER_LEN] = head.try_into().expect("a generation starts with a header");
+    envelope::tag(key, head, payload)
 }
 
 /// HMAC-SHA256 of the concatenation of `parts` under `key` (hmac 0.12 and sha2 0.10, as in

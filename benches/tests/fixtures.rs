@@ -1,12 +1,12 @@
 //! The bench fixtures and floors do what the benches claim: the states round-trip through a
-//! store at the sizes stated, the floor keeps its directory small, the HMAC floor hashes exactly
-//! what the envelope signs, and the report reads criterion's estimates.
+//! store at the sizes stated, the floor keeps its directory small, the tag floor computes exactly
+//! the tag the store wrote, and the report reads criterion's estimates.
 
 use persist_bench::agent::EntryAgentState;
-use persist_bench::floor::{ProtocolFloor, hmac_sha256};
+use persist_bench::floor::{ProtocolFloor, tag_floor};
 use persist_bench::replay::{ReplayBuffer, SPEC_EXPERIENCES};
-use persist_bench::{BENCH_SECRET, open_store, report};
-use persist_core::envelope::{DOMAIN, HEADER_LEN, TAG_LEN};
+use persist_bench::{bench_keyring, open_store, report};
+use persist_core::envelope::{HEADER_LEN, TAG_LEN};
 use persist_core::{Persist, StoreConfig};
 
 #[test]
@@ -56,18 +56,18 @@ fn floor_writes_durable_files_and_keeps_only_the_newest() {
 }
 
 #[test]
-fn hmac_floor_hashes_exactly_what_the_envelope_signs() {
+fn tag_floor_computes_exactly_the_tag_the_store_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path(), StoreConfig::default()).unwrap();
     store.save(&EntryAgentState::four_kb(1)).unwrap();
-    let newest = store
-        .generations(EntryAgentState::NAME)
-        .unwrap()
-        .pop()
-        .unwrap();
-    let bytes = std::fs::read(dir.path().join(newest.key)).unwrap();
-    let (signed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
-    assert_eq!(hmac_sha256(BENCH_SECRET, &[DOMAIN, signed]), tag);
+    // About 5 MB: signed on the store's second thread, its chunks hashed in parallel.
+    store.save(&ReplayBuffer::sample(50_000, 3)).unwrap();
+    for name in [EntryAgentState::NAME, ReplayBuffer::NAME] {
+        let newest = store.generations(name).unwrap().pop().unwrap();
+        let bytes = std::fs::read(dir.path().join(newest.key)).unwrap();
+        let (signed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+        assert_eq!(tag_floor(bench_keyring().current(), signed), tag, "{name}");
+    }
 }
 
 #[test]

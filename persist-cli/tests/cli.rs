@@ -347,7 +347,7 @@ fn inspect_shows_the_header_and_verifies_with_a_key() {
     let json = j.json();
     assert_eq!(json["header"]["name"], "demo_agent");
     assert_eq!(json["header"]["sequence"], 2);
-    assert_eq!(json["header"]["format_version"], 1);
+    assert_eq!(json["header"]["format_version"], 2);
     assert_eq!(json["expected"]["sequence"], 2);
     assert_eq!(json["verification"]["ok"], true);
     assert_eq!(json["header"]["key_id"], json["verification"]["key_id"]);

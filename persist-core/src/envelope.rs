@@ -4,8 +4,9 @@
 //! truth. Invariants that [`open`] enforces, in this order, before anything is handed out:
 //!
 //! 1. the input is at least `HEADER_LEN + TAG_LEN` bytes and starts with [`MAGIC`];
-//! 2. the key id names a key of the ring, and the tag (the last 32 bytes) verifies in constant
-//!    time over [`DOMAIN`] followed by every byte before the tag;
+//! 2. the format version is one this build reads, the key id names a key of the ring, and the
+//!    tag (the last 32 bytes) verifies in constant time (see [Formats](self#formats) for what it
+//!    covers in each format);
 //! 3. the now-authentic header is well formed (format version, zero flags and reserved bytes,
 //!    header length, payload length that accounts for every byte, a valid schema name, the rkyv
 //!    format of this build);
@@ -13,11 +14,19 @@
 //!
 //! Validation of the payload itself (rkyv's bytecheck) is the caller's fifth step, done by
 //! [`crate::Persist::decode`], because only the caller knows the payload's type.
+//!
+//! # Formats
+//!
+//! Format 2, written by this build, signs the header and the SHA-256 digests of the payload's
+//! 1 MiB chunks ([`CHUNK_LEN`]), which every core hashes at once; format 1 signed the header and
+//! the payload in one pass. Both are read: a generation written by an older build stays
+//! loadable. `docs/FORMAT.md` has the exact inputs.
+
+mod mac;
 
 use std::fmt;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+pub use mac::CHUNK_LEN;
 
 use crate::key::{Key, KeyId, Keyring};
 use crate::schema::{Fingerprint, RkyvFormat};
@@ -25,18 +34,20 @@ use crate::schema::{Fingerprint, RkyvFormat};
 /// The first eight bytes of every generation (PNG-style: a high byte, a name, and line endings
 /// that reveal a text-mode transfer).
 pub const MAGIC: [u8; 8] = *b"\x89PST\r\n\x1a\n";
-/// The envelope format this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The envelope format this build writes.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest envelope format this build reads (every format from it to [`FORMAT_VERSION`]).
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// The header's length; the payload starts here, 16-byte aligned.
 pub const HEADER_LEN: usize = 160;
 /// The HMAC-SHA256 tag's length, at the end of the envelope.
 pub const TAG_LEN: usize = 32;
 /// The longest schema name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
-/// The domain-separation string the tag covers before the envelope's bytes.
-pub const DOMAIN: &[u8] = b"persist/envelope/v1\0";
-
-type HmacSha256 = Hmac<Sha256>;
+/// The domain-separation string the tag of [`FORMAT_VERSION`] covers first.
+pub const DOMAIN: &[u8] = mac::DOMAIN_V2;
+/// The domain-separation string of format 1's tag.
+pub const DOMAIN_V1: &[u8] = mac::DOMAIN_V1;
 
 /// The fields of an envelope header.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,7 +104,10 @@ pub enum EnvelopeError {
     #[error("HMAC tag does not verify (corrupted or tampered)")]
     BadTag,
     /// A format version this build cannot read.
-    #[error("envelope format version {found} is not supported (this build reads {FORMAT_VERSION})")]
+    #[error(
+        "envelope format version {found} is not supported \
+         (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
+    )]
     UnsupportedFormat {
         /// The version found.
         found: u16,
@@ -252,15 +266,18 @@ impl Header {
     }
 }
 
-/// Computes the tag over the domain string, the encoded header and the payload.
+/// Computes the [`FORMAT_VERSION`] tag of the encoded header and the payload, hashing a large
+/// payload's chunks on every core.
 ///
 /// This is the expensive half of sealing; [`crate::Store`] runs it beside the write of a large
 /// payload so hashing overlaps I/O.
 pub fn tag(key: &Key, header: &[u8; HEADER_LEN], payload: &[u8]) -> [u8; TAG_LEN] {
-    let mut mac = new_mac(key);
-    mac.update(header);
-    mac.update(payload);
-    mac.finalize().into_bytes().into()
+    mac::compute(FORMAT_VERSION, key, header, payload)
+}
+
+/// Whether this build reads envelope format `format`.
+pub fn is_readable_format(format: u16) -> bool {
+    (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&format)
 }
 
 /// Seals a payload into one contiguous envelope signed with the ring's current key.
@@ -308,10 +325,15 @@ pub fn open<'a>(
     let key = ring
         .get(header.key_id)
         .ok_or(EnvelopeError::UnknownKey(header.key_id))?;
+    let format = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if !is_readable_format(format) {
+        return Err(EnvelopeError::UnsupportedFormat { found: format });
+    }
     let (signed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
-    let mut mac = new_mac(key);
-    mac.update(signed);
-    mac.verify_slice(tag).map_err(|_| EnvelopeError::BadTag)?;
+    let (head, payload) = signed.split_at(HEADER_LEN);
+    if !mac::verify(format, key, head, payload, tag) {
+        return Err(EnvelopeError::BadTag);
+    }
 
     check_structure(bytes)?;
     check_expectations(&header, expect)?;
@@ -324,10 +346,6 @@ pub fn open<'a>(
 
 /// Checks the authentic header's own consistency.
 fn check_structure(bytes: &[u8]) -> Result<(), EnvelopeError> {
-    let format = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if format != FORMAT_VERSION {
-        return Err(EnvelopeError::UnsupportedFormat { found: format });
-    }
     if bytes[10..12] != [0, 0] {
         return Err(EnvelopeError::Reserved("flags"));
     }
@@ -401,13 +419,6 @@ fn check_expectations(header: &Header, expect: &Expect<'_>) -> Result<(), Envelo
         });
     }
     Ok(())
-}
-
-fn new_mac(key: &Key) -> HmacSha256 {
-    let mut mac =
-        HmacSha256::new_from_slice(key.secret()).expect("HMAC accepts keys of any length");
-    mac.update(DOMAIN);
-    mac
 }
 
 impl fmt::Display for Header {

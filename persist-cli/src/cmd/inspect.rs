@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use persist_core::envelope::{self, EnvelopeError, Expect, FORMAT_VERSION, HEADER_LEN, TAG_LEN};
+use persist_core::envelope::{self, EnvelopeError, Expect, HEADER_LEN, TAG_LEN};
 use persist_core::store::parse_generation_key;
 use persist_core::{Header, Keyring};
 use serde::Serialize;
@@ -184,7 +184,7 @@ fn print(r: &Report, out: &mut dyn Write) -> Result<(), CliError> {
                 " (unverified)"
             };
             outln!(out, "header{trust}:")?;
-            let format_note = if h.format_version == FORMAT_VERSION {
+            let format_note = if envelope::is_readable_format(h.format_version) {
                 ""
             } else {
                 " (not supported by this build)"
