@@ -86,6 +86,7 @@ pub struct S3BackendBuilder {
     retry_timeout: Duration,
     connect_timeout: Duration,
     request_timeout: Duration,
+    background_priority: bool,
 }
 
 impl Default for S3BackendBuilder {
@@ -111,6 +112,7 @@ impl S3BackendBuilder {
             retry_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(300),
+            background_priority: false,
         }
     }
 
@@ -211,6 +213,17 @@ impl S3BackendBuilder {
         self
     }
 
+    /// Runs the backend's own threads (its two runtime workers and any blocking threads they
+    /// start) at background CPU priority, nice 19 on Linux (no-op elsewhere), so the network
+    /// work of an upload (hashing, signing, copying parts) never takes a core from the rest of
+    /// the program. Default off: for a backend that a [`crate::Replicator`] fills (off-site
+    /// writing must never slow the program down), not for a store's primary backend, whose
+    /// requests the program waits for.
+    pub fn background_priority(mut self, background: bool) -> Self {
+        self.background_priority = background;
+        self
+    }
+
     /// Builds the backend with its own two-thread runtime.
     pub fn build(self) -> Result<S3Backend, S3Error> {
         let bucket = self.bucket.clone().ok_or(S3Error::NoBucket)?;
@@ -270,7 +283,7 @@ impl S3BackendBuilder {
             inner = inner.with_config(AmazonS3ConfigKey::Endpoint, endpoint);
         }
         let store = inner.build().map_err(client_error)?;
-        let runtime = OwnedRuntime::new(2).map_err(S3Error::Runtime)?;
+        let runtime = OwnedRuntime::new(2, self.background_priority).map_err(S3Error::Runtime)?;
         Ok(S3Backend::from_parts(Parts {
             store: Arc::new(store),
             runtime: Arc::new(runtime),

@@ -36,6 +36,15 @@
 //! inside a tokio runtime without panicking (async callers should still prefer
 //! `spawn_blocking`, as for any blocking I/O).
 //!
+//! # Off-site writing never slows the program down
+//!
+//! A [`Replicator`] uploads on its own thread; saves never wait for it. Its CPU work yields
+//! too: the replicator's thread runs at background priority by default
+//! ([`ReplicatorConfig::background_priority`]), and so do the runtime threads of a backend
+//! built with [`S3BackendBuilder::background_priority`] (nice 19 per thread on Linux), so a
+//! saving thread always wins the CPU. The upload itself reads the local generation through a
+//! memory map and copies each byte once, into the part that carries it.
+//!
 //! # Configuration
 //!
 //! [`S3BackendBuilder::from_env`] reads the standard `AWS_*` variables; `url`, `endpoint`,
@@ -47,6 +56,7 @@ mod backend;
 mod complete;
 mod config;
 mod error;
+mod priority;
 mod replicate;
 pub mod retention;
 mod runtime;

@@ -28,8 +28,15 @@ pub struct ReplicatorConfig {
     /// The longest retry delay (default 30 s).
     pub max_backoff: Duration,
     /// The off-site listing is refreshed at least this often even without failures, so a
-    /// bucket emptied behind the replicator's back is refilled (default 60 s).
+    /// bucket emptied behind the replicator's back is refilled (default 60 s). Between
+    /// refreshes, and after every failure, the replicator trusts what it listed and uploaded.
     pub resync_interval: Duration,
+    /// Runs the replicator's thread at background CPU priority (nice 19 on Linux, a no-op
+    /// elsewhere; default on), so that reading and copying generations for the upload never
+    /// takes a core from the program's own threads. Build the off-site backend with
+    /// [`S3BackendBuilder::background_priority`](crate::S3BackendBuilder::background_priority)
+    /// too, so its network threads yield as well.
+    pub background_priority: bool,
 }
 
 impl Default for ReplicatorConfig {
@@ -39,6 +46,7 @@ impl Default for ReplicatorConfig {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
             resync_interval: Duration::from_secs(60),
+            background_priority: true,
         }
     }
 }
@@ -96,6 +104,12 @@ struct Shared {
 
 /// Replicates a local backend to an off-site one in the background until dropped.
 ///
+/// Off-site writing must never slow the program down: saves never wait for the replicator
+/// (it shares no lock with the store; it only lists and maps the local files), and with
+/// [`ReplicatorConfig::background_priority`] (the default) and an off-site backend built with
+/// [`S3BackendBuilder::background_priority`](crate::S3BackendBuilder::background_priority), all
+/// of its CPU work runs at the lowest priority, so a saving thread always wins the CPU.
+///
 /// ```no_run
 /// # fn demo(local: Box<dyn persist_core::Backend>, off_site: std::sync::Arc<dyn persist_core::Backend>) {
 /// use persist_s3::{Replicator, ReplicatorConfig};
@@ -143,9 +157,15 @@ impl Replicator {
             first_seen: BTreeMap::new(),
             last_listing: Instant::now(),
         };
+        let background = worker.config.background_priority;
         let thread = std::thread::Builder::new()
             .name("persist-replicator".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                if background {
+                    crate::priority::lower_current_thread();
+                }
+                worker.run()
+            })
             .expect("spawn the replicator thread");
         Replicator {
             shared,
@@ -281,32 +301,19 @@ impl Worker {
         let now = Instant::now();
         self.first_seen.retain(|k, _| local.contains(k));
         let stale = self.last_listing.elapsed() >= self.config.resync_interval;
-        let believed = self.known_off_site.clone().unwrap_or_default();
-        let pending: Vec<String> = local
-            .iter()
-            .filter(|k| !believed.contains(*k))
-            .cloned()
-            .collect();
-        for key in &pending {
-            self.first_seen.entry(key.clone()).or_insert(now);
-        }
+        let mut pending = self.pending(&local, now);
         // Lag as far as we know, published before any network call that may fail.
         self.publish_lag(&pending);
-        if self.needs_listing || stale || !pending.is_empty() {
+        // New local generations need no listing: they are uploaded create-only, and one found
+        // already off-site counts as replicated. A listing per new generation would cost the
+        // server a LIST of the whole prefix per save.
+        if self.needs_listing || stale || self.known_off_site.is_none() {
             self.known_off_site = Some(generation_keys(self.off_site.as_ref())?);
             self.needs_listing = false;
             self.last_listing = now;
+            pending = self.pending(&local, now);
+            self.publish_lag(&pending);
         }
-        let known = self.known_off_site.as_mut().expect("listed above");
-        let pending: Vec<String> = local
-            .iter()
-            .filter(|k| !known.contains(*k))
-            .cloned()
-            .collect();
-        for key in &pending {
-            self.first_seen.entry(key.clone()).or_insert(now);
-        }
-        self.publish_lag(&pending);
         for key in pending {
             if self.shared.stop.load(Ordering::SeqCst) {
                 return Ok(());
@@ -347,6 +354,20 @@ impl Worker {
         Ok(())
     }
 
+    /// The local keys not known off-site, each noted as first seen `now` if new.
+    fn pending(&mut self, local: &BTreeSet<String>, now: Instant) -> Vec<String> {
+        let known = self.known_off_site.as_ref();
+        let pending: Vec<String> = local
+            .iter()
+            .filter(|k| !known.is_some_and(|known| known.contains(*k)))
+            .cloned()
+            .collect();
+        for key in &pending {
+            self.first_seen.entry(key.clone()).or_insert(now);
+        }
+        pending
+    }
+
     fn publish_lag(&self, pending: &[String]) {
         let behind = pending
             .iter()
@@ -384,14 +405,16 @@ fn copy_one(
 /// Bytes handed to the off-site backend per `write` call (and per progress report).
 const COPY_CHUNK: usize = 8 << 20;
 
-/// Copies one generation verbatim, calling `progress(bytes so far)` as it goes.
+/// Copies one generation verbatim, calling `progress(bytes so far)` as it goes. The local
+/// copy is memory-mapped where the backend can (the filesystem backend does), so the bytes
+/// are read once, straight into the upload's parts, and never held twice.
 fn copy_generation(
     local: &dyn Backend,
     off_site: &dyn Backend,
     key: &str,
     mut progress: impl FnMut(u64),
 ) -> Result<Copied, BackendError> {
-    let bytes = match local.get(key) {
+    let bytes = match local.get_mapped(key) {
         Ok(b) => b,
         // Deleted by local retention since the listing: nothing left to push.
         Err(BackendError::NotFound { .. }) => return Ok(Copied::Vanished),

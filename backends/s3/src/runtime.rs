@@ -19,13 +19,19 @@ pub(crate) struct OwnedRuntime {
 }
 
 impl OwnedRuntime {
-    /// A multi-threaded runtime with `threads` workers and I/O and time drivers.
-    pub(crate) fn new(threads: usize) -> std::io::Result<Self> {
-        let runtime = Builder::new_multi_thread()
+    /// A multi-threaded runtime with `threads` workers and I/O and time drivers. With
+    /// `background`, every thread it starts (workers and blocking threads) runs at background
+    /// CPU priority (see [`crate::priority`]).
+    pub(crate) fn new(threads: usize, background: bool) -> std::io::Result<Self> {
+        let mut builder = Builder::new_multi_thread();
+        builder
             .worker_threads(threads.max(1))
             .thread_name("persist-s3")
-            .enable_all()
-            .build()?;
+            .enable_all();
+        if background {
+            builder.on_thread_start(crate::priority::lower_current_thread);
+        }
+        let runtime = builder.build()?;
         Ok(OwnedRuntime {
             runtime: Some(runtime),
         })

@@ -26,6 +26,9 @@ impl Backend for SharedBackend {
     fn get(&self, key: &str) -> Result<ObjectBytes, BackendError> {
         self.0.get(key)
     }
+    fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
+        self.0.get_mapped(key)
+    }
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError> {
         self.0.list(prefix)
     }

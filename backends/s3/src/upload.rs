@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{MultipartId, PutPayload};
@@ -15,16 +15,22 @@ use tokio::task::JoinHandle;
 use crate::backend::S3Backend;
 use crate::complete::{CompleteError, complete_create};
 
-/// Parts uploading at once per object; more would only buffer more memory.
+/// Parts uploading at once per object (as `WriteMultipart::wait_for_capacity(4)`): enough to
+/// keep a connection busy while the next part fills, and at most this many parts in memory.
 const MAX_PARTS_IN_FLIGHT: usize = 4;
 
 type PartTask = JoinHandle<object_store::Result<PartId>>;
 
 /// An object being written; see the crate docs for the protocol.
+///
+/// Every byte is copied once, from the caller's slice into `buffer`; parts leave as views of
+/// that buffer (`Bytes`), never copied again.
 pub(crate) struct S3NewObject<'a> {
     backend: &'a S3Backend,
     key: String,
-    buffer: BytesMut,
+    /// The whole object while it is small; once multipart, the part being filled (allocated
+    /// at the part size, so it never grows by reallocation).
+    buffer: Vec<u8>,
     multipart: Option<Multipart>,
 }
 
@@ -42,11 +48,12 @@ impl<'a> S3NewObject<'a> {
         S3NewObject {
             backend,
             key: key.to_string(),
-            buffer: BytesMut::new(),
+            buffer: Vec::new(),
             multipart: None,
         }
     }
 
+    /// Starts the multipart upload and sends the full parts of what was buffered so far.
     fn start_multipart(&mut self) -> Result<(), BackendError> {
         let path = self.backend.path_of(&self.key)?;
         let store = Arc::clone(&self.backend.store);
@@ -63,37 +70,45 @@ impl<'a> S3NewObject<'a> {
             in_flight: VecDeque::new(),
             done: Vec::new(),
         });
+        let part_size = self.backend.part_size;
+        let mut held = Bytes::from(std::mem::take(&mut self.buffer));
+        while held.len() >= part_size {
+            let part = held.split_to(part_size);
+            self.send_part(part)?;
+        }
+        self.buffer = Vec::with_capacity(part_size);
+        self.buffer.extend_from_slice(&held);
         Ok(())
     }
 
-    /// Sends every full part in the buffer (and the rest too when `last`).
-    fn send_parts(&mut self, last: bool) -> Result<(), BackendError> {
-        let part_size = self.backend.part_size;
-        let Some(mp) = self.multipart.as_mut() else {
-            return Ok(());
-        };
-        while self.buffer.len() >= part_size || (last && !self.buffer.is_empty()) {
-            let take = part_size.min(self.buffer.len());
-            let part = PutPayload::from(self.buffer.split_to(take).freeze());
-            let store = Arc::clone(&self.backend.store);
-            let (path, id, idx) = (mp.path.clone(), mp.id.clone(), mp.next_part);
-            mp.next_part += 1;
-            let task = self
-                .backend
-                .runtime
-                .handle()
-                .spawn(async move { store.put_part(&path, &id, idx, part).await });
-            mp.in_flight.push_back(task);
-            while mp.in_flight.len() > MAX_PARTS_IN_FLIGHT {
-                let oldest = mp.in_flight.pop_front().expect("non-empty");
-                mp.done.push(wait_part(self.backend, &self.key, oldest)?);
-            }
+    /// Uploads one part in the background, first waiting while the maximum is in flight.
+    fn send_part(&mut self, part: Bytes) -> Result<(), BackendError> {
+        let backend = self.backend;
+        let mp = self.multipart.as_mut().expect("multipart in progress");
+        while mp.in_flight.len() >= MAX_PARTS_IN_FLIGHT {
+            let oldest = mp.in_flight.pop_front().expect("non-empty");
+            mp.done.push(wait_part(backend, &self.key, oldest)?);
         }
+        let store = Arc::clone(&backend.store);
+        let (path, id, idx) = (mp.path.clone(), mp.id.clone(), mp.next_part);
+        mp.next_part += 1;
+        let payload = PutPayload::from(part);
+        let task = backend
+            .runtime
+            .handle()
+            .spawn(async move { store.put_part(&path, &id, idx, payload).await });
+        mp.in_flight.push_back(task);
         Ok(())
     }
 
     fn finish_multipart(&mut self) -> Result<(), BackendError> {
-        if let Err(e) = self.send_parts(true) {
+        let last = std::mem::take(&mut self.buffer);
+        let sent = if last.is_empty() {
+            Ok(())
+        } else {
+            self.send_part(Bytes::from(last))
+        };
+        if let Err(e) = sent {
             if let Some(mp) = self.multipart.take() {
                 abort(self.backend, mp);
             }
@@ -141,17 +156,31 @@ impl<'a> S3NewObject<'a> {
 }
 
 impl NewObject for S3NewObject<'_> {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
-        self.buffer.extend_from_slice(bytes);
-        if self.multipart.is_none() && self.buffer.len() > self.backend.multipart_threshold {
+    fn write(&mut self, mut bytes: &[u8]) -> Result<(), BackendError> {
+        if self.multipart.is_none() {
+            if self.buffer.len() + bytes.len() <= self.backend.multipart_threshold {
+                self.buffer.extend_from_slice(bytes);
+                return Ok(());
+            }
             self.start_multipart()?;
         }
-        self.send_parts(false)
+        let part_size = self.backend.part_size;
+        while !bytes.is_empty() {
+            let take = (part_size - self.buffer.len()).min(bytes.len());
+            let (now, rest) = bytes.split_at(take);
+            self.buffer.extend_from_slice(now);
+            bytes = rest;
+            if self.buffer.len() == part_size {
+                let full = std::mem::replace(&mut self.buffer, Vec::with_capacity(part_size));
+                self.send_part(Bytes::from(full))?;
+            }
+        }
+        Ok(())
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), BackendError> {
         if self.multipart.is_none() {
-            let bytes = std::mem::take(&mut self.buffer).to_vec();
+            let bytes = std::mem::take(&mut self.buffer);
             return self.backend.put_create(&self.key, bytes);
         }
         self.finish_multipart()

@@ -198,6 +198,45 @@ fn large_generations_go_multipart_and_stay_create_only() {
     assert_eq!(all, vec![format!("mp/{key}")]);
 }
 
+/// Multipart uploads keep every byte in place whatever the write sizes: a threshold above the
+/// part size (the buffered bytes leave as several parts at once), an object ending exactly on a
+/// part boundary, a threshold below the part size, and writes that straddle parts.
+#[test]
+fn multipart_objects_are_byte_exact_for_any_write_pattern() {
+    let Some(env) = s3_env("multipart_objects_are_byte_exact_for_any_write_pattern") else {
+        return;
+    };
+    let bucket = env.fresh_bucket("mpexact");
+    let part = 5 << 20;
+    let cases: [(usize, usize, usize); 3] = [
+        // (multipart threshold, object size, write size)
+        (12 << 20, 3 * part, (1 << 20) + 3),
+        (1 << 20, 2 * part + 1, 7 << 20),
+        (6 << 20, 4 * part - 17, part),
+    ];
+    for (i, (threshold, size, write)) in cases.into_iter().enumerate() {
+        let backend = env
+            .builder()
+            .bucket(&bucket)
+            .prefix(format!("case{i}"))
+            .multipart_threshold(threshold)
+            .part_size(part)
+            .build()
+            .unwrap();
+        let body: Vec<u8> = (0..size).map(|j| (j % 251) as u8 ^ i as u8).collect();
+        let key = generation_key("blob", 1);
+        let mut obj = backend.begin_put(&key).unwrap();
+        for chunk in body.chunks(write) {
+            obj.write(chunk).unwrap();
+        }
+        obj.commit().unwrap();
+        let back = backend.get(&key).unwrap();
+        assert_eq!(back.len(), size, "case {i}");
+        assert!(back[..] == body[..], "case {i}: bytes differ");
+    }
+    assert_eq!(common::incomplete_uploads(&env, &bucket), 0);
+}
+
 /// Concurrent multipart writers of one new key: exactly one completes. Ignored by default:
 /// moto checks `If-None-Match` on `CompleteMultipartUpload` before assembling the object,
 /// without a lock, so concurrent completions all succeed there (a moto quirk; real S3 and MinIO

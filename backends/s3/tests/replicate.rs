@@ -41,6 +41,7 @@ fn fast() -> ReplicatorConfig {
         initial_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(400),
         resync_interval: Duration::from_secs(60),
+        ..ReplicatorConfig::default()
     }
 }
 
