@@ -26,7 +26,7 @@ mod mac;
 
 use std::fmt;
 
-pub use mac::CHUNK_LEN;
+pub use mac::{CHUNK_LEN, PARALLEL_MIN_LEN};
 
 use crate::key::{Key, KeyId, Keyring};
 use crate::schema::{Fingerprint, RkyvFormat};
@@ -341,6 +341,63 @@ pub fn open<'a>(
     Ok(Opened {
         header,
         payload: &bytes[HEADER_LEN..end],
+    })
+}
+
+/// [`open`], with `alongside` run on the payload while the tag is being verified: when the
+/// payload is large (at least [`PARALLEL_MIN_LEN`]) the verification runs on other threads and
+/// `alongside` on the calling one, so decoding overlaps authentication; when it is small,
+/// `alongside` runs after every check passed.
+///
+/// On the parallel path `alongside` sees bytes that are **not yet authentic**, so it must be safe
+/// on arbitrary bytes (rkyv validation and deserialisation are; a migration step written by a
+/// user is not, and must run afterwards). Its result is returned only if every check of `open`
+/// passes; otherwise it is dropped and the envelope's error returned.
+///
+/// ```
+/// use persist_core::envelope::{self, Expect, Header};
+/// use persist_core::{Fingerprint, Key, Keyring, RkyvFormat};
+/// let ring = Keyring::new(Key::from_bytes(vec![9; 32]).unwrap());
+/// let header = Header {
+///     key_id: ring.current().id(),
+///     name: "demo".into(),
+///     schema_version: 1,
+///     fingerprint: Fingerprint([0; 32]),
+///     rkyv_format: RkyvFormat::CURRENT,
+///     sequence: 7,
+///     created_at_nanos: 0,
+///     payload_len: 0,
+/// };
+/// let bytes = envelope::seal(&ring, header, b"hello").unwrap();
+/// let (opened, len) = envelope::open_with(&ring, &bytes, &Expect::default(), |p| p.len()).unwrap();
+/// assert_eq!((opened.payload, len), (&b"hello"[..], 5));
+/// ```
+pub fn open_with<'a, R, F>(
+    ring: &Keyring,
+    bytes: &'a [u8],
+    expect: &Expect<'_>,
+    alongside: F,
+) -> Result<(Opened<'a>, R), EnvelopeError>
+where
+    F: FnOnce(&'a [u8]) -> R,
+{
+    let payload_len = bytes.len().saturating_sub(HEADER_LEN + TAG_LEN);
+    if payload_len < PARALLEL_MIN_LEN {
+        let opened = open(ring, bytes, expect)?;
+        let result = alongside(opened.payload);
+        return Ok((opened, result));
+    }
+    // The same slice `open` hands out once it has checked the lengths in the header.
+    let payload = &bytes[HEADER_LEN..bytes.len() - TAG_LEN];
+    // The verification moves to a second thread (its result is `Send`; the caller's value need
+    // not be).
+    std::thread::scope(|s| {
+        let verify = s.spawn(|| open(ring, bytes, expect));
+        let result = alongside(payload);
+        let opened = verify
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((opened?, result))
     })
 }
 

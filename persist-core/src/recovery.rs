@@ -4,10 +4,11 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use crate::backend::BackendError;
-use crate::envelope::EnvelopeError;
+use crate::backend::{Backend, BackendError};
+use crate::envelope::{self, EnvelopeError, Header};
 use crate::persist::{CodecError, MigrationStep};
 use crate::schema::Fingerprint;
+use crate::store::{GenerationInfo, LoadError, generations_in};
 
 /// Why one generation was not used.
 #[derive(Debug, thiserror::Error)]
@@ -138,4 +139,88 @@ impl fmt::Display for RecoveryReport {
         }
         Ok(())
     }
+}
+
+/// The generation a walk back accepted, with what `try_one` made of it and the newer ones it
+/// passed over.
+pub(crate) struct Accepted<R> {
+    /// What `try_one` returned for it.
+    pub(crate) value: R,
+    /// The generation.
+    pub(crate) generation: GenerationInfo,
+    /// Every newer generation rejected, newest first.
+    pub(crate) rejected: Vec<Rejection>,
+}
+
+impl RecoveryReport {
+    /// The report of a load that used generation `sequence` of `source`, whose authentic header
+    /// is `header`.
+    pub(crate) fn new(
+        source: String,
+        sequence: u64,
+        header: &Header,
+        migrations: Vec<MigrationStep>,
+        rejected: Vec<Rejection>,
+    ) -> Self {
+        let created_at = header.created_at();
+        RecoveryReport {
+            name: header.name.clone(),
+            source,
+            sequence,
+            schema_version: header.schema_version,
+            created_at,
+            age: SystemTime::now()
+                .duration_since(created_at)
+                .unwrap_or_default(),
+            migrations,
+            rejected,
+            restored_from: None,
+        }
+    }
+}
+
+/// Walks the generations of `name` in `backend` from the newest back and returns the first one
+/// `try_one` accepts. Each one it rejects is logged and listed with its reason; that is the
+/// whole of recovery, shared by [`crate::Store::load`] and [`crate::Store::open`].
+///
+/// `NoGeneration` when there is none at all, `AllInvalid` (with every reason) when none is
+/// accepted: a fresh start and a disaster are different errors.
+pub(crate) fn walk_back<R>(
+    backend: &dyn Backend,
+    name: &str,
+    mut try_one: impl FnMut(&GenerationInfo) -> Result<R, RejectReason>,
+) -> Result<Accepted<R>, LoadError> {
+    envelope::validate_name(name).map_err(LoadError::InvalidName)?;
+    let generations = generations_in(backend, name)?;
+    if generations.is_empty() {
+        return Err(LoadError::NoGeneration {
+            name: name.to_string(),
+            location: backend.location(),
+        });
+    }
+    let mut rejected = Vec::new();
+    for generation in generations.into_iter().rev() {
+        match try_one(&generation) {
+            Ok(value) => {
+                return Ok(Accepted {
+                    value,
+                    generation,
+                    rejected,
+                });
+            }
+            Err(reason) => {
+                tracing::warn!(name, sequence = generation.sequence, %reason, "generation rejected");
+                rejected.push(Rejection {
+                    sequence: generation.sequence,
+                    key: generation.key,
+                    reason,
+                });
+            }
+        }
+    }
+    Err(LoadError::AllInvalid {
+        name: name.to_string(),
+        location: backend.location(),
+        rejected,
+    })
 }

@@ -20,7 +20,7 @@ use crate::encoded::Encoded;
 use crate::envelope::{self, EnvelopeError, Expect, HEADER_LEN, Header, TAG_LEN};
 use crate::key::Keyring;
 use crate::persist::{CodecError, Persist};
-use crate::recovery::{RecoveryReport, RejectReason, Rejection, RestoredFrom};
+use crate::recovery::{Accepted, RecoveryReport, RejectReason, Rejection, RestoredFrom, walk_back};
 use crate::schema::RkyvFormat;
 
 /// The file extension of a generation.
@@ -508,58 +508,24 @@ impl Store {
     }
 
     fn load_from<T: Persist>(&self, backend: &dyn Backend) -> Result<Loaded<T>, LoadError> {
-        envelope::validate_name(T::NAME).map_err(LoadError::InvalidName)?;
-        let generations = generations_in(backend, T::NAME)?;
-        if generations.is_empty() {
-            return Err(LoadError::NoGeneration {
-                name: T::NAME.to_string(),
-                location: backend.location(),
-            });
-        }
-        let mut rejected = Vec::new();
-        for generation in generations.into_iter().rev() {
-            match self.load_generation::<T>(backend, &generation) {
-                Ok((value, header, migrations)) => {
-                    let created_at = header.created_at();
-                    let age = SystemTime::now()
-                        .duration_since(created_at)
-                        .unwrap_or_default();
-                    let report = RecoveryReport {
-                        name: T::NAME.to_string(),
-                        source: backend.location(),
-                        sequence: generation.sequence,
-                        schema_version: header.schema_version,
-                        created_at,
-                        age,
-                        migrations,
-                        rejected,
-                        restored_from: None,
-                    };
-                    if !report.rejected.is_empty() {
-                        tracing::warn!(%report, "recovered past rejected generations");
-                    }
-                    return Ok(Loaded { value, report });
-                }
-                Err(reason) => {
-                    tracing::warn!(
-                        name = T::NAME,
-                        sequence = generation.sequence,
-                        %reason,
-                        "generation rejected"
-                    );
-                    rejected.push(Rejection {
-                        sequence: generation.sequence,
-                        key: generation.key,
-                        reason,
-                    });
-                }
-            }
-        }
-        Err(LoadError::AllInvalid {
-            name: T::NAME.to_string(),
-            location: backend.location(),
+        let Accepted {
+            value: (value, header, migrations),
+            generation,
             rejected,
-        })
+        } = walk_back(backend, T::NAME, |generation| {
+            self.load_generation::<T>(backend, generation)
+        })?;
+        let report = RecoveryReport::new(
+            backend.location(),
+            generation.sequence,
+            &header,
+            migrations,
+            rejected,
+        );
+        if !report.rejected.is_empty() {
+            tracing::warn!(%report, "recovered past rejected generations");
+        }
+        Ok(Loaded { value, report })
     }
 
     fn remember_authentic(&self, name: &str, sequence: u64) {
@@ -571,19 +537,26 @@ impl Store {
             .insert(sequence, true);
     }
 
+    /// Verifies, decodes and migrates one generation. A current-version payload is validated and
+    /// deserialised on a second thread while the tag is verified (both are safe on arbitrary
+    /// bytes, and the value is dropped unless the tag and header pass); an older version is
+    /// decoded only once authentic, since its migration steps are the user's code.
     fn load_generation<T: Persist>(
         &self,
         backend: &dyn Backend,
         generation: &GenerationInfo,
     ) -> Result<(T, Header, Vec<crate::MigrationStep>), RejectReason> {
-        let bytes = backend.get(&generation.key)?;
+        let bytes = backend.get_mapped(&generation.key)?;
         let expect = Expect {
             name: Some(T::NAME),
             sequence: Some(generation.sequence),
             min_version: Some(T::OLDEST_VERSION),
             max_version: Some(T::VERSION),
         };
-        let opened = envelope::open(&self.keyring, &bytes, &expect)?;
+        let claimed = Header::decode_unverified(&bytes).map(|h| h.schema_version);
+        let early =
+            |payload: &[u8]| (claimed == Ok(T::VERSION)).then(|| T::decode(T::VERSION, payload));
+        let (opened, early) = envelope::open_with(&self.keyring, &bytes, &expect, early)?;
         let header = opened.header;
         let expected = T::fingerprint_of(header.schema_version)
             .ok_or(CodecError::UnsupportedVersion(header.schema_version))?;
@@ -595,7 +568,10 @@ impl Store {
                 found: header.fingerprint,
             });
         }
-        let decoded = T::decode(header.schema_version, opened.payload)?;
+        let decoded = match early {
+            Some(decoded) => decoded?,
+            None => T::decode(header.schema_version, opened.payload)?,
+        };
         Ok((decoded.value, header, decoded.migrations))
     }
 
@@ -624,7 +600,10 @@ fn now_nanos() -> u64 {
 }
 
 /// The generations of state `name` in `backend`, oldest first (listed, not verified).
-fn generations_in(backend: &dyn Backend, name: &str) -> Result<Vec<GenerationInfo>, BackendError> {
+pub(crate) fn generations_in(
+    backend: &dyn Backend,
+    name: &str,
+) -> Result<Vec<GenerationInfo>, BackendError> {
     let mut out: Vec<GenerationInfo> = backend
         .list(&format!("{name}/"))?
         .into_iter()

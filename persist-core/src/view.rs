@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::time::SystemTime;
 
 use rkyv::api::high::HighValidator;
 use rkyv::bytecheck::CheckBytes;
@@ -12,9 +11,10 @@ use rkyv::{Archive, Portable};
 use yoke::Yoke;
 
 use crate::backend::ObjectBytes;
-use crate::envelope::{self, Expect, HEADER_LEN, TAG_LEN};
+use crate::codec::access;
+use crate::envelope::{self, Expect};
 use crate::persist::{CodecError, Persist};
-use crate::recovery::{RecoveryReport, RejectReason, Rejection};
+use crate::recovery::{RecoveryReport, RejectReason, walk_back};
 use crate::store::{GenerationInfo, LoadError, Store};
 
 /// Why [`Store::open`] returned no view.
@@ -99,13 +99,26 @@ enum Found<T: Archive + 'static> {
         Yoke<&'static T::Archived, Box<ObjectBytes>>,
         envelope::Header,
     ),
-    Older(u32),
+    Older(envelope::Header),
+}
+
+/// Why a generation yields no view of the current type.
+enum Miss {
+    Older(envelope::Header),
+    Rejected(RejectReason),
+}
+
+impl<E: Into<RejectReason>> From<E> for Miss {
+    fn from(e: E) -> Self {
+        Miss::Rejected(e.into())
+    }
 }
 
 impl Store {
     /// Opens the newest valid generation of `T` for zero-copy reading: maps it (on backends that
     /// can), verifies its tag and header, checks its fingerprint, validates the payload with
-    /// bytecheck once, and returns a view that derefs to `&Archived<T>` inside the mapping.
+    /// bytecheck once (on the calling thread while other threads verify the tag, for a large
+    /// payload), and returns a view that derefs to `&Archived<T>` inside the mapping.
     ///
     /// Invalid generations are passed over as by [`Store::load`] and listed in the view's
     /// report. If the newest valid generation is an older schema version, the result is
@@ -115,64 +128,23 @@ impl Store {
         T: Persist + Archive + 'static,
         T::Archived: Portable + for<'a> CheckBytes<HighValidator<'a, RkyvError>> + 'static,
     {
-        envelope::validate_name(T::NAME).map_err(LoadError::InvalidName)?;
-        let generations = self.generations(T::NAME).map_err(LoadError::Backend)?;
-        if generations.is_empty() {
-            return Err(LoadError::NoGeneration {
+        let backend = self.backend();
+        let accepted = walk_back(backend, T::NAME, |g| self.open_generation::<T>(g))?;
+        let sequence = accepted.generation.sequence;
+        match accepted.value {
+            Found::Current(archived, header) => {
+                let location = backend.location();
+                let report =
+                    RecoveryReport::new(location, sequence, &header, Vec::new(), accepted.rejected);
+                Ok(View { archived, report })
+            }
+            Found::Older(header) => Err(OpenError::OlderVersion {
                 name: T::NAME.to_string(),
-                location: self.backend.location(),
-            }
-            .into());
+                sequence,
+                found: header.schema_version,
+                current: T::VERSION,
+            }),
         }
-        let mut rejected = Vec::new();
-        for generation in generations.into_iter().rev() {
-            match self.open_generation::<T>(&generation) {
-                Ok(Found::Current(archived, header)) => {
-                    let created_at = header.created_at();
-                    let report = RecoveryReport {
-                        name: T::NAME.to_string(),
-                        source: self.backend.location(),
-                        sequence: generation.sequence,
-                        schema_version: header.schema_version,
-                        created_at,
-                        age: SystemTime::now()
-                            .duration_since(created_at)
-                            .unwrap_or_default(),
-                        migrations: Vec::new(),
-                        rejected,
-                        restored_from: None,
-                    };
-                    return Ok(View { archived, report });
-                }
-                Ok(Found::Older(found)) => {
-                    return Err(OpenError::OlderVersion {
-                        name: T::NAME.to_string(),
-                        sequence: generation.sequence,
-                        found,
-                        current: T::VERSION,
-                    });
-                }
-                Err(reason) => {
-                    tracing::warn!(
-                        name = T::NAME,
-                        sequence = generation.sequence,
-                        %reason,
-                        "generation rejected"
-                    );
-                    rejected.push(Rejection {
-                        sequence: generation.sequence,
-                        key: generation.key,
-                        reason,
-                    });
-                }
-            }
-        }
-        Err(LoadError::AllInvalid {
-            name: T::NAME.to_string(),
-            location: self.backend.location(),
-            rejected,
-        }
-        .into())
     }
 
     fn open_generation<T>(&self, generation: &GenerationInfo) -> Result<Found<T>, RejectReason>
@@ -180,32 +152,49 @@ impl Store {
         T: Persist + Archive + 'static,
         T::Archived: Portable + for<'a> CheckBytes<HighValidator<'a, RkyvError>> + 'static,
     {
-        let bytes = self.backend.get_mapped(&generation.key)?;
+        let bytes = self.backend().get_mapped(&generation.key)?;
         let expect = Expect {
             name: Some(T::NAME),
             sequence: Some(generation.sequence),
             min_version: Some(T::OLDEST_VERSION),
             max_version: Some(T::VERSION),
         };
-        let header = envelope::open(&self.keyring, &bytes, &expect)?.header;
-        let version = header.schema_version;
-        let expected = T::fingerprint_of(version).ok_or(CodecError::UnsupportedVersion(version))?;
-        if expected != header.fingerprint {
-            return Err(RejectReason::FingerprintMismatch {
-                name: T::NAME.to_string(),
-                version,
-                expected,
-                found: header.fingerprint,
-            });
+        let mut authentic = None;
+        let attached = Yoke::try_attach_to_cart(Box::new(bytes), |bytes: &ObjectBytes| {
+            // Validation (safe on any bytes) overlaps the tag when the payload claims to be the
+            // current version; nothing of it is used unless the tag and header pass.
+            let claimed = envelope::Header::decode_unverified(bytes).map(|h| h.schema_version);
+            let early = |payload| (claimed == Ok(T::VERSION)).then(|| access::<T>(payload));
+            let (opened, early) = envelope::open_with(&self.keyring, bytes, &expect, early)?;
+            let header = opened.header;
+            let version = header.schema_version;
+            let expected =
+                T::fingerprint_of(version).ok_or(CodecError::UnsupportedVersion(version))?;
+            if expected != header.fingerprint {
+                return Err(Miss::Rejected(RejectReason::FingerprintMismatch {
+                    name: T::NAME.to_string(),
+                    version,
+                    expected,
+                    found: header.fingerprint,
+                }));
+            }
+            if version != T::VERSION {
+                return Err(Miss::Older(header));
+            }
+            let archived = match early {
+                Some(archived) => archived?,
+                None => access::<T>(opened.payload)?,
+            };
+            authentic = Some(header);
+            Ok(archived)
+        });
+        match attached {
+            Ok(archived) => Ok(Found::Current(
+                archived,
+                authentic.expect("set before the view is attached"),
+            )),
+            Err(Miss::Older(header)) => Ok(Found::Older(header)),
+            Err(Miss::Rejected(reason)) => Err(reason),
         }
-        if version != T::VERSION {
-            return Ok(Found::Older(version));
-        }
-        // `envelope::open` checked that the payload is exactly the bytes between the header
-        // and the tag.
-        let archived = Yoke::try_attach_to_cart(Box::new(bytes), |bytes: &ObjectBytes| {
-            crate::codec::access::<T>(&bytes[HEADER_LEN..bytes.len() - TAG_LEN])
-        })?;
-        Ok(Found::Current(archived, header))
     }
 }

@@ -210,3 +210,91 @@ fn open_of_nothing_is_no_generation() {
         Err(OpenError::Load(LoadError::NoGeneration { .. }))
     ));
 }
+
+/// About 6.4 MB: above `envelope::PARALLEL_MIN_LEN`, so `open` validates and `load` decodes on
+/// the calling thread while other threads verify the tag.
+const LARGE: u64 = 400_000;
+
+#[test]
+fn large_generations_decode_beside_the_tag_yet_tampering_is_still_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_at(dir.path());
+    let good = sample(LARGE);
+    let saved = store.save(&good).expect("save").bytes as usize;
+    assert!(saved > envelope::PARALLEL_MIN_LEN + envelope::HEADER_LEN + envelope::TAG_LEN);
+    let newer = sample(LARGE + 1);
+    let seq = store.save(&newer).expect("save").sequence;
+    assert_eq!(store.load::<Replay>().expect("load").value, newer);
+    assert_eq!(
+        store.open::<Replay>().expect("open").buffer.len() as u64,
+        LARGE + 1
+    );
+
+    // Change one reward in the middle of the newest payload: still a valid archive (any f32 is
+    // valid), so only the tag can tell.
+    let path = dir.path().join(generation_key("replay", seq));
+    let mut bytes = std::fs::read(&path).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("tamper");
+
+    let loaded = store.load::<Replay>().expect("falls back");
+    assert_eq!(loaded.value, good);
+    let view = store.open::<Replay>().expect("falls back");
+    assert_eq!(view.buffer.len() as u64, LARGE);
+    for report in [&loaded.report, view.report()] {
+        assert_eq!(report.sequence, seq - 1);
+        assert_eq!(report.rejected.len(), 1);
+        assert!(
+            matches!(
+                report.rejected[0].reason,
+                RejectReason::Envelope(persist_core::EnvelopeError::BadTag)
+            ),
+            "{}",
+            report.rejected[0].reason
+        );
+    }
+}
+
+#[test]
+fn a_large_authentic_payload_that_fails_validation_is_rejected_by_load_and_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_at(dir.path());
+    write_raw(&store, 1, 2, &vec![0xA5u8; 8 << 20]);
+    let load = store.load::<Replay>().expect_err("not an archive");
+    let open = store.open::<Replay>().expect_err("not an archive");
+    let OpenError::Load(open) = open else {
+        panic!("expected a load error, got {open:?}")
+    };
+    for err in [load, open] {
+        match err {
+            LoadError::AllInvalid { rejected, .. } => assert!(
+                matches!(
+                    rejected[0].reason,
+                    RejectReason::Codec(CodecError::InvalidPayload(_))
+                ),
+                "{}",
+                rejected[0].reason
+            ),
+            other => panic!("expected AllInvalid, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_large_older_generation_is_migrated_by_load_and_refused_by_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_at(dir.path());
+    let old = ReplayV1 {
+        buffer: sample(LARGE).buffer,
+    };
+    store.save(&old).expect("save v1");
+    assert!(matches!(
+        store.open::<Replay>(),
+        Err(OpenError::OlderVersion { found: 1, .. })
+    ));
+    let loaded = store.load::<Replay>().expect("load migrates");
+    assert_eq!(loaded.value.buffer, old.buffer);
+    assert_eq!(loaded.value.label, "migrated");
+    assert_eq!(loaded.report.migrations.len(), 1);
+}

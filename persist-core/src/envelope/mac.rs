@@ -28,8 +28,9 @@ pub(super) const DOMAIN_V1: &[u8] = b"persist/envelope/v1\0";
 pub(super) const DOMAIN_V2: &[u8] = b"persist/envelope/v2\0";
 /// The payload chunk each format-2 digest covers.
 pub const CHUNK_LEN: usize = 1 << 20;
-/// Payloads at least this long have their chunk digests computed on several threads.
-const PARALLEL_MIN_LEN: usize = 4 * CHUNK_LEN;
+/// Payloads at least this long have their chunk digests computed on several threads (and are
+/// decoded beside the verification by [`super::open_with`]).
+pub const PARALLEL_MIN_LEN: usize = 4 * CHUNK_LEN;
 /// The most threads one tag uses.
 const MAX_THREADS: usize = 16;
 
