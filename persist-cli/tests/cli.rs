@@ -593,3 +593,73 @@ fn usage_errors_exit_2() {
     persist_run(&["frobnicate"]).assert_code(2);
     persist_run(&["--help"]).assert_code(0);
 }
+
+#[test]
+fn verify_decodes_the_states_this_build_knows() {
+    use persist_core::envelope::{self, Header};
+    use persist_core::{Key, Keyring, Persist, RkyvFormat};
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = persist_run(&[
+        "demo",
+        "--dir",
+        s(dir.path()),
+        "--steps",
+        "200",
+        "--save-every",
+        "100",
+        "--schemas",
+    ]);
+    run.assert_code(0);
+    let (store, key) = store_and_key(dir.path());
+    let ok = persist_run(&["verify", s(&store), "--key", s(&key)]);
+    ok.assert_code(0);
+    assert!(
+        ok.stdout.contains("position: ok") && ok.stdout.contains("decoded as position v2"),
+        "{}",
+        ok.stdout
+    );
+    assert!(
+        ok.stdout
+            .contains("envelope only: this build has no schema for this state"),
+        "the demo's own agent is not a users' schema: {}",
+        ok.stdout
+    );
+
+    // An authentic envelope, right name, version and fingerprint, whose payload is not a
+    // PositionState: only decoding can tell.
+    let ring = Keyring::new(Key::from_file(&key).unwrap());
+    let header = Header {
+        key_id: ring.current().id(),
+        name: "position".into(),
+        schema_version: 2,
+        fingerprint: persist_schemas::PositionState::fingerprint(),
+        rkyv_format: RkyvFormat::CURRENT,
+        sequence: 99,
+        created_at_nanos: 0,
+        payload_len: 0,
+    };
+    let bytes = envelope::seal(&ring, header, &[0xEE; 256]).unwrap();
+    fs::write(store.join("position/00000000000000000099.pst"), bytes).unwrap();
+    let bad = persist_run(&["verify", s(&store), "--key", s(&key), "--json"]);
+    bad.assert_code(1);
+    let json = bad.json();
+    let position = json["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["name"] == "position")
+        .unwrap();
+    assert_eq!(position["ok"], false);
+    assert_eq!(position["failed"][0]["sequence"], 99);
+    let error = position["failed"][0]["error"].as_str().unwrap();
+    assert!(error.starts_with("payload:"), "{error}");
+    assert!(position["newest_valid"].as_u64().unwrap() < 99);
+    assert!(
+        position["payload"]
+            .as_str()
+            .unwrap()
+            .starts_with("decoded as position v2"),
+        "{position}"
+    );
+}

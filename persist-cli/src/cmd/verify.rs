@@ -1,11 +1,18 @@
 //! `persist verify DIR [--json]`: exit 0 only if every state's newest generation verifies.
 //!
-//! Verification covers the envelope (tag, structure, name and sequence); the payload's own
-//! validation needs its type, which only the program that owns the state has.
+//! Verification covers the envelope (tag, structure, name and sequence) of every state. For the
+//! states this build knows (the users' schemas of `persist-schemas`), it goes as far as a load
+//! would: the layout fingerprint of the generation's version, rkyv validation of the payload,
+//! decoding and every migration step up to the current version. Other states' payloads need
+//! their program's types; the verdict says so.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use persist_core::Store;
+use persist_core::compat::SchemaEntry;
+use persist_core::envelope::{HEADER_LEN, TAG_LEN};
+use persist_core::store::GenerationInfo;
 use serde::Serialize;
 
 use crate::error::{CliError, Status, write_json};
@@ -45,6 +52,8 @@ struct StateVerdict {
     newest_valid: Option<u64>,
     /// The generations newer than `newest_valid` that fail, newest first.
     failed: Vec<FailedGeneration>,
+    /// How far the newest valid generation's payload was checked.
+    payload: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,6 +71,7 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
         path: args.dir.clone(),
         source,
     };
+    let schemas = persist_schemas::all();
     let mut states = Vec::new();
     for name in store.names().map_err(list_err)? {
         let generations = store.generations(&name).map_err(list_err)?;
@@ -70,16 +80,18 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
         };
         let mut failed = Vec::new();
         let mut newest_valid = None;
+        let mut payload = None;
         for g in generations.iter().rev() {
-            match store.verify_generation(&name, g) {
-                Ok(_) => {
+            match check_generation(&store, &name, g, &schemas) {
+                Ok(checked) => {
                     newest_valid = Some(g.sequence);
+                    payload = Some(checked);
                     break;
                 }
-                Err(e) => failed.push(FailedGeneration {
+                Err(error) => failed.push(FailedGeneration {
                     sequence: g.sequence,
                     key: g.key.clone(),
-                    error: e.to_string(),
+                    error,
                 }),
             }
         }
@@ -90,6 +102,7 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
             newest,
             newest_valid,
             failed,
+            payload,
         });
     }
     let error = states.is_empty().then(|| {
@@ -116,6 +129,59 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     })
 }
 
+/// Verifies one generation as a load of this build would, as far as its types allow; `Ok`
+/// says how far that was, `Err` why the generation fails.
+fn check_generation(
+    store: &Store,
+    name: &str,
+    generation: &GenerationInfo,
+    schemas: &[SchemaEntry],
+) -> Result<String, String> {
+    let header = store
+        .verify_generation(name, generation)
+        .map_err(|e| e.to_string())?;
+    let version = header.schema_version;
+    let Some(entry) = schemas
+        .iter()
+        .find(|e| e.name == name && e.version == version)
+    else {
+        return Ok(match schemas.iter().find(|e| e.name == name) {
+            Some(e) if version > e.current_version => format!(
+                "envelope only: v{version} is newer than this build's v{}",
+                e.current_version
+            ),
+            Some(_) => format!("envelope only: this build has no v{version} of {name}"),
+            None => "envelope only: this build has no schema for this state".to_string(),
+        });
+    };
+    if entry.chain_fingerprint != Some(header.fingerprint) {
+        return Err(format!(
+            "layout fingerprint mismatch for {name} v{version}: the generation has {}, this \
+             build expects {} (changed without a version bump?)",
+            header.fingerprint,
+            entry
+                .chain_fingerprint
+                .map_or_else(|| "none".to_string(), |f| f.to_string())
+        ));
+    }
+    let bytes = store
+        .backend()
+        .get(&generation.key)
+        .map_err(|e| e.to_string())?;
+    let payload = bytes
+        .get(HEADER_LEN..bytes.len().saturating_sub(TAG_LEN))
+        .ok_or_else(|| "changed while being verified".to_string())?;
+    let migrations = (entry.load)(version, payload).map_err(|e| format!("payload: {e}"))?;
+    Ok(match migrations.len() {
+        0 => format!("decoded as {name} v{version}"),
+        n => format!(
+            "decoded as {name} v{version} and migrated to v{} ({n} step{})",
+            entry.current_version,
+            if n == 1 { "" } else { "s" }
+        ),
+    })
+}
+
 fn print(verdict: &Verdict, out: &mut dyn Write) -> Result<(), CliError> {
     if let Some(error) = &verdict.error {
         outln!(out, "FAILED: {error}")?;
@@ -125,11 +191,12 @@ fn print(verdict: &Verdict, out: &mut dyn Write) -> Result<(), CliError> {
         if s.ok {
             outln!(
                 out,
-                "{}: ok (newest generation {} verifies; {} generation{} kept)",
+                "{}: ok (newest generation {} verifies; {} generation{} kept; {})",
                 s.name,
                 s.newest,
                 s.generations,
-                if s.generations == 1 { "" } else { "s" }
+                if s.generations == 1 { "" } else { "s" },
+                s.payload.as_deref().unwrap_or("")
             )?;
             continue;
         }
@@ -140,10 +207,11 @@ fn print(verdict: &Verdict, out: &mut dyn Write) -> Result<(), CliError> {
         match s.newest_valid {
             Some(seq) => outln!(
                 out,
-                "  newest valid generation: {seq} ({} newer generation{} failed); a load falls \
-                 back to it",
+                "  newest valid generation: {seq} ({} newer generation{} failed; {}); a load \
+                 falls back to it",
                 s.failed.len(),
-                if s.failed.len() == 1 { "" } else { "s" }
+                if s.failed.len() == 1 { "" } else { "s" },
+                s.payload.as_deref().unwrap_or("")
             )?,
             None => outln!(out, "  no valid generation left: a load would fail")?,
         }
