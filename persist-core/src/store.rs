@@ -546,7 +546,9 @@ impl Store {
         backend: &dyn Backend,
         generation: &GenerationInfo,
     ) -> Result<(T, Header, Vec<crate::MigrationStep>), RejectReason> {
-        let bytes = backend.get_mapped(&generation.key)?;
+        // A copy, not a map: `load` is the path for stores whose files other writers might
+        // touch (see persist-fs's mmap safety note); `open` is the zero-copy one.
+        let bytes = backend.get(&generation.key)?;
         let expect = Expect {
             name: Some(T::NAME),
             sequence: Some(generation.sequence),

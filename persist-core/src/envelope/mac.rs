@@ -72,7 +72,7 @@ fn mac(format: u16, key: &Key, header: &[u8], payload: &[u8], threads: usize) ->
 
 /// SHA-256 of each [`CHUNK_LEN`] chunk of `payload`, in order, on up to `threads` threads (the
 /// calling one included), each taking a contiguous run of chunks.
-pub(super) fn chunk_digests(payload: &[u8], threads: usize) -> Vec<[u8; 32]> {
+fn chunk_digests(payload: &[u8], threads: usize) -> Vec<[u8; 32]> {
     let digest = |chunk: &[u8]| -> [u8; 32] { Sha256::digest(chunk).into() };
     let chunks = payload.len().div_ceil(CHUNK_LEN);
     let threads = threads.clamp(1, MAX_THREADS).min(chunks);
