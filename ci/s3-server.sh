@@ -5,7 +5,9 @@
 #   eval "$(ci/s3-server.sh)"        # then: cargo test --workspace ; kill "$PERSIST_S3_SERVER_PID"
 #
 # Environment: MOTO_SERVER (default: moto_server on PATH), PERSIST_S3_PORT (default: a free port),
-# PERSIST_S3_LOG (default: a temp file). Everything but the exports goes to stderr.
+# PERSIST_S3_LOG (default: a temp file), PERSIST_S3_SERVER_IDLE=1 to run the server at idle CPU
+# priority (chrt --idle, else nice 19): for benchmarks, where moto stands in for a remote server
+# whose CPU is not the program's. Everything but the exports goes to stderr.
 #
 # moto quirks handled here:
 # - with INITIAL_NO_AUTH_ACTION_COUNT=3 the first three requests skip authentication, and any
@@ -27,7 +29,11 @@ port=${PERSIST_S3_PORT:-$("$python" -c 'import socket; s=socket.socket(); s.bind
 log=${PERSIST_S3_LOG:-$(mktemp /tmp/moto-s3.XXXXXX.log)}
 endpoint="http://127.0.0.1:$port"
 
-INITIAL_NO_AUTH_ACTION_COUNT=3 nohup "$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+launch=()
+if [[ "${PERSIST_S3_SERVER_IDLE:-}" == 1 ]]; then
+    if command -v chrt >/dev/null; then launch=(chrt --idle 0); else launch=(nice -n 19); fi
+fi
+INITIAL_NO_AUTH_ACTION_COUNT=3 nohup "${launch[@]}" "$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 pid=$!
 echo "s3-server.sh: moto pid $pid on $endpoint, log $log" >&2
 

@@ -1,17 +1,25 @@
 //! Off-site benchmarks against a real S3-compatible server (the variables of
-//! `ci/s3-server.sh`; skipped with a `SKIPPED s3:` line without them):
+//! `ci/s3-server.sh`; skipped with a `SKIPPED s3:` line without them). Each comparison is one
+//! criterion group whose two sides alternate: every sample of one side is taken right after an
+//! untimed run of the other (see [`alternate`]), so drift in the machine's load and in the
+//! server's state (moto is CPU-bound and shares the 2 cores) falls on both sides alike.
 //!
-//! - `upload_200mb/replicator`: a 200 MB generation saved locally, from `Replicator::start`
-//!   until it reports the generation uploaded (multipart to a staging key, create-only copy);
+//! - `upload_200mb/replicator`: a 200 MB generation in a local store, from `Replicator::start`
+//!   until it reports the generation uploaded (the local file memory-mapped, 8 MiB parts, 4 in
+//!   flight, create-only completion);
 //! - `upload_200mb/raw_multipart`: the same bytes with `object_store`'s own `WriteMultipart`
-//!   (8 MiB parts, overwrite mode) to the same server;
-//! - `save_1mb/{without,with}_replicator`: local save latency of a 1 MB state, alone and with
-//!   a replicator notified after every save.
+//!   (8 MiB parts, at most 4 in flight, overwrite mode) to the same server through the same
+//!   client settings. Both sides at normal CPU priority: this compares the replicator's code
+//!   path with the raw API, not scheduling;
+//! - `save_1mb/{without,with}_replicator`: `Store::save` of a 1 MB state, alone and with a
+//!   replicator (idle priority, as deployed) started for the sample and notified after
+//!   every save, uploading each generation to the server.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use object_store::{ObjectStoreExt, WriteMultipart};
 use persist_core::rkyv::util::AlignedVec;
 use persist_core::{
@@ -19,7 +27,10 @@ use persist_core::{
     rkyv,
 };
 use persist_fs::FsBackend;
-use persist_s3::{Replicator, ReplicatorConfig, S3Backend, S3BackendBuilder, SharedBackend};
+use persist_s3::{
+    DEFAULT_PART_SIZE, Replicator, ReplicatorConfig, S3Backend, S3BackendBuilder, SharedBackend,
+    ThreadPriority,
+};
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(crate = persist_core::rkyv)]
@@ -89,8 +100,10 @@ fn server() -> Option<Server> {
 }
 
 impl Server {
-    fn backend(&self, bucket: &str, prefix: &str) -> S3Backend {
+    /// A backend on the bench bucket whose threads run at `priority`.
+    fn backend(&self, bucket: &str, prefix: &str, priority: ThreadPriority) -> S3Backend {
         S3BackendBuilder::new()
+            .thread_priority(priority)
             .endpoint(&self.endpoint)
             .region(&self.region)
             .credentials(&self.key_id, &self.secret)
@@ -100,6 +113,16 @@ impl Server {
             .build()
             .unwrap()
     }
+}
+
+/// Times `measured` after an untimed run of `other`: every sample of either side of a
+/// comparison follows the other side, so neither inherits a quieter or busier machine.
+fn alternate(
+    mut other: impl FnMut() -> Duration,
+    mut measured: impl FnMut() -> Duration,
+) -> Duration {
+    let _untimed = other();
+    measured()
 }
 
 fn benches(c: &mut Criterion) {
@@ -113,120 +136,187 @@ fn benches(c: &mut Criterion) {
         &bucket,
     )
     .unwrap();
+    println!("s3 server: {}", server_priority());
+    upload(c, &server, &bucket);
+    save(c, &server, &bucket);
+}
+
+/// The server's CPU priority, when it runs on this machine (`PERSIST_S3_SERVER_PID`): the
+/// save comparison depends on it (see docs/BENCHMARKS.md).
+fn server_priority() -> String {
+    let Ok(pid) = std::env::var("PERSIST_S3_SERVER_PID") else {
+        return "not a local process (PERSIST_S3_SERVER_PID unset)".into();
+    };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return format!("pid {pid} not readable in /proc");
+    };
+    // Fields after the command name: state is field 3, nice 19, policy 41.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let (nice, policy) = (fields.get(16), fields.get(38));
+    let policy = match policy.copied() {
+        Some("0") => "SCHED_OTHER",
+        Some("3") => "SCHED_BATCH",
+        Some("5") => "SCHED_IDLE",
+        Some(other) => other,
+        None => "?",
+    };
+    format!("pid {pid}, nice {}, {policy}", nice.copied().unwrap_or("?"))
+}
+
+/// A local store holding one ~200 MB generation, uploaded by a replicator and by the raw API.
+fn upload(c: &mut Criterion, server: &Server, bucket: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-
-    // One local store holding one ~200 MB generation.
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(
-        Box::new(FsBackend::open(dir.path()).unwrap()),
-        keyring(),
-        StoreConfig {
-            space_reserve: 0,
-            ..StoreConfig::default()
-        },
-    );
+    let store = local_store(dir.path());
     store.save(&blob(200_000_000)).unwrap();
     let key = store.generations("blob").unwrap()[0].key.clone();
     let bytes = store.backend().get(&key).unwrap().to_vec();
+    drop(store);
+    let round = Cell::new(0u64);
+    let next = || {
+        round.set(round.get() + 1);
+        round.get()
+    };
+    let via_replicator = || {
+        let remote = SharedBackend::new(server.backend(
+            bucket,
+            &format!("r{}", next()),
+            ThreadPriority::Normal,
+        ));
+        let start = Instant::now();
+        let replicator = Replicator::start(
+            Box::new(FsBackend::open_read_only(dir.path()).unwrap()),
+            Arc::new(remote.clone()),
+            ReplicatorConfig {
+                poll_interval: Duration::from_millis(5),
+                priority: ThreadPriority::Normal,
+                ..ReplicatorConfig::default()
+            },
+        );
+        while replicator.status().uploaded_generations < 1 {
+            let status = replicator.status();
+            assert!(status.last_error.is_none(), "{status:?}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let took = start.elapsed();
+        replicator.stop();
+        remote.delete(&key).unwrap();
+        took
+    };
+    let raw = server
+        .backend(bucket, "", ThreadPriority::Normal)
+        .object_store();
+    let raw_multipart = || {
+        let path = object_store::path::Path::from(format!("raw{}/{key}", next()));
+        let start = Instant::now();
+        rt.block_on(async {
+            let upload = raw.put_multipart(&path).await.unwrap();
+            let mut w = WriteMultipart::new_with_chunk_size(upload, DEFAULT_PART_SIZE);
+            for chunk in bytes.chunks(DEFAULT_PART_SIZE) {
+                w.wait_for_capacity(4).await.unwrap();
+                w.write(chunk);
+            }
+            w.finish().await.unwrap();
+        });
+        let took = start.elapsed();
+        rt.block_on(raw.delete(&path)).unwrap();
+        took
+    };
+
     let mut group = c.benchmark_group("upload_200mb");
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(60));
-    group.throughput(criterion::Throughput::Bytes(bytes.len() as u64));
-    let mut round = 0u64;
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
     group.bench_function("replicator", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                round += 1;
-                let remote = SharedBackend::new(server.backend(&bucket, &format!("r{round}")));
-                let start = Instant::now();
-                let replicator = Replicator::start(
-                    Box::new(FsBackend::open_read_only(dir.path()).unwrap()),
-                    Arc::new(remote.clone()),
-                    ReplicatorConfig {
-                        poll_interval: Duration::from_millis(5),
-                        ..ReplicatorConfig::default()
-                    },
-                );
-                while replicator.status().uploaded_generations < 1 {
-                    assert!(
-                        replicator.status().last_error.is_none(),
-                        "{:?}",
-                        replicator.status()
-                    );
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                total += start.elapsed();
-                replicator.stop();
-                remote.delete(&key).unwrap();
-            }
-            total
+            (0..iters)
+                .map(|_| alternate(raw_multipart, via_replicator))
+                .sum()
         })
     });
-    let raw = server.backend(&bucket, "").object_store();
     group.bench_function("raw_multipart", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                round += 1;
-                let path = object_store::path::Path::from(format!("raw{round}/{key}"));
-                let start = Instant::now();
-                rt.block_on(async {
-                    let upload = raw.put_multipart(&path).await.unwrap();
-                    let mut w = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
-                    for chunk in bytes.chunks(8 << 20) {
-                        w.wait_for_capacity(4).await.unwrap();
-                        w.write(chunk);
-                    }
-                    w.finish().await.unwrap();
-                });
-                total += start.elapsed();
-                rt.block_on(raw.delete(&path)).unwrap();
-            }
-            total
+            (0..iters)
+                .map(|_| alternate(via_replicator, raw_multipart))
+                .sum()
         })
     });
     group.finish();
-    drop(store);
+}
 
-    // Save latency with and without a replicator running.
-    let mut group = c.benchmark_group("save_1mb");
-    group.sample_size(50);
+/// Save latency of a 1 MB state with and without a replicator uploading every generation.
+fn save(c: &mut Criterion, server: &Server, bucket: &str) {
     let value = blob(1_000_000);
     let local = tempfile::tempdir().unwrap();
-    let store = Store::new(
-        Box::new(FsBackend::open(local.path()).unwrap()),
+    let store = local_store(local.path());
+    let off_site = SharedBackend::new(server.backend(bucket, "saves", ThreadPriority::Idle));
+    let saves = |iters: u64, replicator: Option<&Replicator>| {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let start = Instant::now();
+            store.save(&value).unwrap();
+            if let Some(r) = replicator {
+                r.notify();
+            }
+            total += start.elapsed();
+        }
+        total
+    };
+    let uploaded = Cell::new(0u64);
+    // A replicator started for `iters` saves; after it stops, the server is emptied again
+    // (untimed) so its memory does not grow over the run.
+    let with_replicator = |iters: u64| {
+        let replicator = Replicator::start(
+            Box::new(FsBackend::open_read_only(local.path()).unwrap()),
+            Arc::new(off_site.clone()),
+            ReplicatorConfig::default(),
+        );
+        let took = saves(iters, Some(&replicator));
+        uploaded.set(uploaded.get() + replicator.status().uploaded_generations);
+        replicator.stop();
+        for meta in off_site.list("").unwrap() {
+            off_site.delete(&meta.key).unwrap();
+        }
+        took
+    };
+
+    let mut group = c.benchmark_group("save_1mb");
+    group
+        .sample_size(20)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8));
+    group.bench_function("without_replicator", |b| {
+        b.iter_custom(|iters| alternate(|| with_replicator(iters), || saves(iters, None)))
+    });
+    group.bench_function("with_replicator", |b| {
+        b.iter_custom(|iters| alternate(|| saves(iters, None), || with_replicator(iters)))
+    });
+    group.finish();
+    println!(
+        "save_1mb: the replicators uploaded {} generations during the timed saves",
+        uploaded.get()
+    );
+}
+
+fn local_store(dir: &std::path::Path) -> Store {
+    Store::new(
+        Box::new(FsBackend::open(dir).unwrap()),
         keyring(),
         StoreConfig {
             space_reserve: 0,
             ..StoreConfig::default()
         },
-    );
-    group.bench_function("without_replicator", |b| {
-        b.iter(|| store.save(&value).unwrap())
-    });
-    let replicator = Replicator::start(
-        Box::new(FsBackend::open_read_only(local.path()).unwrap()),
-        Arc::new(SharedBackend::new(server.backend(&bucket, "saves"))),
-        ReplicatorConfig::default(),
-    );
-    group.bench_function("with_replicator", |b| {
-        b.iter(|| {
-            store.save(&value).unwrap();
-            replicator.notify();
-        })
-    });
-    group.finish();
-    let status = replicator.wait_caught_up(Duration::from_secs(60));
-    println!(
-        "replicator after the save benchmark: {} uploaded, {} pending, last error {:?}",
-        status.uploaded_generations, status.pending_generations, status.last_error
-    );
+    )
 }
 
 criterion_group!(offsite, benches);

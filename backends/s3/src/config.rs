@@ -11,6 +11,7 @@ use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
 use crate::backend::{Parts, S3Backend};
 use crate::error::S3Error;
+use crate::priority::ThreadPriority;
 use crate::runtime::OwnedRuntime;
 
 /// Default size above which a generation goes up as a multipart upload: 8 MiB.
@@ -86,7 +87,7 @@ pub struct S3BackendBuilder {
     retry_timeout: Duration,
     connect_timeout: Duration,
     request_timeout: Duration,
-    background_priority: bool,
+    thread_priority: ThreadPriority,
 }
 
 impl Default for S3BackendBuilder {
@@ -112,7 +113,7 @@ impl S3BackendBuilder {
             retry_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(300),
-            background_priority: false,
+            thread_priority: ThreadPriority::Normal,
         }
     }
 
@@ -213,14 +214,14 @@ impl S3BackendBuilder {
         self
     }
 
-    /// Runs the backend's own threads (its two runtime workers and any blocking threads they
-    /// start) at background CPU priority, nice 19 on Linux (no-op elsewhere), so the network
-    /// work of an upload (hashing, signing, copying parts) never takes a core from the rest of
-    /// the program. Default off: for a backend that a [`crate::Replicator`] fills (off-site
-    /// writing must never slow the program down), not for a store's primary backend, whose
-    /// requests the program waits for.
-    pub fn background_priority(mut self, background: bool) -> Self {
-        self.background_priority = background;
+    /// The CPU priority of the backend's own threads: its two runtime workers and any blocking
+    /// threads they start (default [`ThreadPriority::Normal`]). For a backend that only a
+    /// [`crate::Replicator`] fills, [`ThreadPriority::Idle`] keeps the upload's hashing,
+    /// signing and copying off the program's cores (off-site writing must never slow the
+    /// program down); not for a store's primary backend, whose requests the program waits for
+    /// (a restore through an idle-priority backend runs on idle CPU too).
+    pub fn thread_priority(mut self, priority: ThreadPriority) -> Self {
+        self.thread_priority = priority;
         self
     }
 
@@ -283,7 +284,7 @@ impl S3BackendBuilder {
             inner = inner.with_config(AmazonS3ConfigKey::Endpoint, endpoint);
         }
         let store = inner.build().map_err(client_error)?;
-        let runtime = OwnedRuntime::new(2, self.background_priority).map_err(S3Error::Runtime)?;
+        let runtime = OwnedRuntime::new(2, self.thread_priority).map_err(S3Error::Runtime)?;
         Ok(S3Backend::from_parts(Parts {
             store: Arc::new(store),
             runtime: Arc::new(runtime),

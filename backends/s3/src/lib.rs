@@ -39,17 +39,18 @@
 //! # Off-site writing never slows the program down
 //!
 //! A [`Replicator`] uploads on its own thread; saves never wait for it. Its CPU work yields
-//! too: the replicator's thread runs at background priority by default
-//! ([`ReplicatorConfig::background_priority`]), and so do the runtime threads of a backend
-//! built with [`S3BackendBuilder::background_priority`] (nice 19 per thread on Linux), so a
-//! saving thread always wins the CPU. The upload itself reads the local generation through a
+//! too: the replicator's thread runs at idle priority by default
+//! ([`ReplicatorConfig::priority`]), and so do the runtime threads of a backend built with
+//! [`S3BackendBuilder::thread_priority`] (`SCHED_IDLE` and nice 19 per thread on Linux, see
+//! [`ThreadPriority`]), so a saving thread always wins the CPU. The upload itself reads the local generation through a
 //! memory map and copies each byte once, into the part that carries it.
 //!
 //! # Configuration
 //!
 //! [`S3BackendBuilder::from_env`] reads the standard `AWS_*` variables; `url`, `endpoint`,
 //! `credentials`, `allow_http`, `path_style` and the size settings override them.
-#![forbid(unsafe_code)]
+// One reviewed `unsafe` call: `sched_setscheduler` in `priority`.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod backend;
@@ -67,5 +68,6 @@ mod upload;
 pub use backend::S3Backend;
 pub use config::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, S3BackendBuilder, S3Url};
 pub use error::S3Error;
+pub use priority::ThreadPriority;
 pub use replicate::{PassReport, ReplicationStatus, Replicator, ReplicatorConfig, replicate_once};
 pub use shared::SharedBackend;

@@ -1,27 +1,75 @@
-//! Background CPU priority for the threads that write off-site, so that a program's own
-//! threads (the one saving a generation above all) always win the CPU from them.
+//! CPU priority for the threads that write off-site, so that a program's own threads (the one
+//! saving a generation above all) win the CPU from them.
 //!
-//! On Linux a thread's nice value is its own (`setpriority(PRIO_PROCESS, tid, …)` applies to
-//! that one thread), so the replicator's thread and an S3 backend's runtime workers can run at
-//! [`BACKGROUND_NICE`] while the rest of the process keeps its priority. A nice-19 thread gets
-//! about 1.5% of a core against one nice-0 thread that wants it, and all the idle CPU
-//! otherwise: the upload runs at full speed on an idle machine and yields on a busy one.
-//! Elsewhere this is a no-op (there the call would renice the whole process).
+//! On Linux each thread has its own scheduling policy and nice value, so the replicator's
+//! thread and an S3 backend's runtime workers can be lowered while the rest of the process
+//! keeps its priority. Lowering needs no privilege; undoing it does. Elsewhere every setting
+//! behaves as [`ThreadPriority::Normal`] (there `setpriority` would renice the whole process).
 
-/// The nice value of background threads: the lowest priority a normal process can choose.
+/// The nice value of lowered threads: the lowest priority a normal process can choose.
 pub(crate) const BACKGROUND_NICE: i32 = 19;
 
-/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`]. Lowering needs no
-/// privilege; a failure (a seccomp filter, say) is logged once per thread and otherwise
-/// ignored, since the thread works correctly at any priority.
-pub(crate) fn lower_current_thread() {
-    #[cfg(target_os = "linux")]
-    {
-        let tid = rustix::thread::gettid();
-        if let Err(e) = rustix::process::setpriority_process(Some(tid), BACKGROUND_NICE) {
-            tracing::warn!(error = %e, "could not lower an off-site thread's CPU priority");
+/// The CPU priority of the threads that replicate off-site (see
+/// [`ReplicatorConfig::priority`](crate::ReplicatorConfig::priority) and
+/// [`S3BackendBuilder::thread_priority`](crate::S3BackendBuilder::thread_priority)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ThreadPriority {
+    /// The priority of the thread that started them (the default for a backend, whose requests
+    /// the program waits for).
+    #[default]
+    Normal,
+    /// Nice 19: about 1.5% of a core against one normal thread that wants it, all the idle CPU
+    /// otherwise. A waking normal thread may still wait out the low thread's time slice.
+    Low,
+    /// `SCHED_IDLE` (and nice 19): runs only on CPU time nobody else wants, and a waking
+    /// normal thread preempts it at once. On a machine busy with other normal work it can
+    /// starve, and then replication lags (the lag is reported) instead of the program slowing.
+    Idle,
+}
+
+impl ThreadPriority {
+    /// Applies this priority to the calling thread. A refusal (a seccomp filter, say) is
+    /// logged and otherwise ignored: the thread works correctly at any priority.
+    pub(crate) fn apply_to_current_thread(self) {
+        #[cfg(target_os = "linux")]
+        {
+            if self == ThreadPriority::Normal {
+                return;
+            }
+            let tid = rustix::thread::gettid();
+            if let Err(e) = rustix::process::setpriority_process(Some(tid), BACKGROUND_NICE) {
+                tracing::warn!(error = %e, "could not lower an off-site thread's nice value");
+            }
+            if self == ThreadPriority::Idle
+                && let Err(e) = set_idle_policy()
+            {
+                tracing::warn!(error = %e, "could not move an off-site thread to SCHED_IDLE");
+            }
         }
     }
+}
+
+/// `sched_setscheduler(0, SCHED_IDLE)`: the calling thread only.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn set_idle_policy() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid, initialised `sched_param` that outlives the call, which only
+    // reads it; pid 0 names the calling thread, whose policy is all that changes.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The calling thread's scheduling policy (Linux), for tests.
+#[cfg(all(test, target_os = "linux"))]
+#[allow(unsafe_code)]
+pub(crate) fn current_thread_policy() -> i32 {
+    // SAFETY: no arguments but pid 0, the calling thread; reads its policy.
+    unsafe { libc::sched_getscheduler(0) }
 }
 
 /// The calling thread's nice value (Linux; 0 elsewhere), for tests.
@@ -49,19 +97,26 @@ mod tests {
     use crate::{Replicator, ReplicatorConfig, SharedBackend};
 
     #[test]
-    fn background_runtime_threads_run_at_nice_19_and_others_keep_theirs() {
+    fn background_runtime_threads_run_at_idle_priority_and_others_keep_theirs() {
         let caller = current_thread_nice();
-        let background = OwnedRuntime::new(1, true).unwrap();
+        let background = OwnedRuntime::new(1, ThreadPriority::Idle).unwrap();
         let blocking = background.handle().clone();
         let seen = background
             .run(async move {
-                let worker = current_thread_nice();
-                let blocking = blocking.spawn_blocking(current_thread_nice).await.unwrap();
+                let worker = (current_thread_nice(), current_thread_policy());
+                let blocking = blocking
+                    .spawn_blocking(|| (current_thread_nice(), current_thread_policy()))
+                    .await
+                    .unwrap();
                 (worker, blocking)
             })
             .unwrap();
-        assert_eq!(seen, (BACKGROUND_NICE, BACKGROUND_NICE));
-        let normal = OwnedRuntime::new(1, false).unwrap();
+        let background = (BACKGROUND_NICE, libc::SCHED_IDLE);
+        assert_eq!(seen, (background, background));
+        let low = OwnedRuntime::new(1, ThreadPriority::Low).unwrap();
+        let seen = low.run(async { (current_thread_nice(), current_thread_policy()) });
+        assert_eq!(seen, Some((BACKGROUND_NICE, libc::SCHED_OTHER)));
+        let normal = OwnedRuntime::new(1, ThreadPriority::Normal).unwrap();
         assert_eq!(normal.run(async { current_thread_nice() }), Some(caller));
         assert_eq!(
             current_thread_nice(),
@@ -70,9 +125,9 @@ mod tests {
         );
     }
 
-    /// A backend that is always empty and records the nice value of the thread listing it.
+    /// A backend that is always empty and records the priority of the thread listing it.
     #[derive(Debug, Default)]
-    struct NiceProbe(std::sync::Mutex<Vec<i32>>);
+    struct NiceProbe(std::sync::Mutex<Vec<(i32, i32)>>);
 
     impl persist_core::Backend for NiceProbe {
         fn location(&self) -> String {
@@ -88,7 +143,8 @@ mod tests {
             Err(self.missing(key))
         }
         fn list(&self, _: &str) -> Result<Vec<persist_core::backend::ObjectMeta>, BackendError> {
-            self.0.lock().unwrap().push(current_thread_nice());
+            let policy = current_thread_policy();
+            self.0.lock().unwrap().push((current_thread_nice(), policy));
             Ok(Vec::new())
         }
         fn delete(&self, key: &str) -> Result<(), BackendError> {
@@ -105,7 +161,7 @@ mod tests {
         }
     }
 
-    fn replicator_thread_nice(background: bool) -> i32 {
+    fn replicator_thread_priority(priority: ThreadPriority) -> (i32, i32) {
         let probe = Arc::new(NiceProbe::default());
         let replicator = Replicator::start(
             Box::new(SharedBackend(
@@ -113,7 +169,7 @@ mod tests {
             )),
             Arc::new(NiceProbe::default()),
             ReplicatorConfig {
-                background_priority: background,
+                priority,
                 ..ReplicatorConfig::default()
             },
         );
@@ -126,8 +182,14 @@ mod tests {
     }
 
     #[test]
-    fn the_replicator_thread_runs_at_background_priority_unless_configured_otherwise() {
-        assert_eq!(replicator_thread_nice(true), BACKGROUND_NICE);
-        assert_eq!(replicator_thread_nice(false), current_thread_nice());
+    fn the_replicator_thread_runs_at_idle_priority_unless_configured_otherwise() {
+        assert_eq!(
+            replicator_thread_priority(ReplicatorConfig::default().priority),
+            (BACKGROUND_NICE, libc::SCHED_IDLE)
+        );
+        assert_eq!(
+            replicator_thread_priority(ThreadPriority::Normal),
+            (current_thread_nice(), libc::SCHED_OTHER)
+        );
     }
 }

@@ -11,12 +11,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use persist_core::store::parse_generation_key;
 use persist_core::{Backend, BackendError};
+
+use crate::ThreadPriority;
 
 /// How a [`Replicator`] paces itself.
 #[derive(Clone, Debug)]
@@ -31,12 +33,12 @@ pub struct ReplicatorConfig {
     /// bucket emptied behind the replicator's back is refilled (default 60 s). Between
     /// refreshes, and after every failure, the replicator trusts what it listed and uploaded.
     pub resync_interval: Duration,
-    /// Runs the replicator's thread at background CPU priority (nice 19 on Linux, a no-op
-    /// elsewhere; default on), so that reading and copying generations for the upload never
-    /// takes a core from the program's own threads. Build the off-site backend with
-    /// [`S3BackendBuilder::background_priority`](crate::S3BackendBuilder::background_priority)
-    /// too, so its network threads yield as well.
-    pub background_priority: bool,
+    /// The CPU priority of the replicator's thread (default [`ThreadPriority::Idle`]), so that
+    /// listing, mapping and copying generations for the upload never takes a core from the
+    /// program's own threads. Build the off-site backend with
+    /// [`S3BackendBuilder::thread_priority`](crate::S3BackendBuilder::thread_priority) too, so
+    /// its network threads yield as well.
+    pub priority: ThreadPriority,
 }
 
 impl Default for ReplicatorConfig {
@@ -46,7 +48,7 @@ impl Default for ReplicatorConfig {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
             resync_interval: Duration::from_secs(60),
-            background_priority: true,
+            priority: ThreadPriority::Idle,
         }
     }
 }
@@ -97,8 +99,9 @@ pub struct PassReport {
 
 struct Shared {
     status: Mutex<ReplicationStatus>,
-    wake: Mutex<bool>,
-    wake_cv: Condvar,
+    /// Set by `notify`, consumed by the worker's sleep; with `unpark`, so that `notify` never
+    /// waits for a lock the low-priority worker might hold.
+    wake: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -106,9 +109,9 @@ struct Shared {
 ///
 /// Off-site writing must never slow the program down: saves never wait for the replicator
 /// (it shares no lock with the store; it only lists and maps the local files), and with
-/// [`ReplicatorConfig::background_priority`] (the default) and an off-site backend built with
-/// [`S3BackendBuilder::background_priority`](crate::S3BackendBuilder::background_priority), all
-/// of its CPU work runs at the lowest priority, so a saving thread always wins the CPU.
+/// the default [`ReplicatorConfig::priority`] and an off-site backend built with
+/// [`S3BackendBuilder::thread_priority`](crate::S3BackendBuilder::thread_priority)`(Idle)`, all
+/// of its CPU work runs at idle priority, so a saving thread always wins the CPU.
 ///
 /// ```no_run
 /// # fn demo(local: Box<dyn persist_core::Backend>, off_site: std::sync::Arc<dyn persist_core::Backend>) {
@@ -143,8 +146,7 @@ impl Replicator {
     ) -> Self {
         let shared = Arc::new(Shared {
             status: Mutex::new(ReplicationStatus::default()),
-            wake: Mutex::new(false),
-            wake_cv: Condvar::new(),
+            wake: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
         let worker = Worker {
@@ -157,13 +159,11 @@ impl Replicator {
             first_seen: BTreeMap::new(),
             last_listing: Instant::now(),
         };
-        let background = worker.config.background_priority;
+        let priority = worker.config.priority;
         let thread = std::thread::Builder::new()
             .name("persist-replicator".into())
             .spawn(move || {
-                if background {
-                    crate::priority::lower_current_thread();
-                }
+                priority.apply_to_current_thread();
                 worker.run()
             })
             .expect("spawn the replicator thread");
@@ -173,12 +173,13 @@ impl Replicator {
         }
     }
 
-    /// Wakes the replicator now (call after a save to skip the poll delay). Never blocks on
-    /// the network.
+    /// Wakes the replicator now (call after a save to skip the poll delay). Never blocks: it
+    /// takes no lock and never waits on the network.
     pub fn notify(&self) {
-        let mut wake = self.shared.wake.lock().unwrap_or_else(|p| p.into_inner());
-        *wake = true;
-        self.shared.wake_cv.notify_one();
+        self.shared.wake.store(true, Ordering::SeqCst);
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
     }
 
     /// A snapshot of the replicator's status.
@@ -280,16 +281,18 @@ impl Worker {
         }
     }
 
+    /// Sleeps for `delay`, or until notified or stopped.
     fn sleep(&self, delay: Duration) {
-        let wake = self.shared.wake.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut wake, _) = self
-            .shared
-            .wake_cv
-            .wait_timeout_while(wake, delay, |w| {
-                !*w && !self.shared.stop.load(Ordering::SeqCst)
-            })
-            .unwrap_or_else(|p| p.into_inner());
-        *wake = false;
+        let deadline = Instant::now() + delay;
+        while !self.shared.wake.swap(false, Ordering::SeqCst)
+            && !self.shared.stop.load(Ordering::SeqCst)
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::park_timeout(left);
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut ReplicationStatus)) {

@@ -11,6 +11,8 @@ use std::sync::mpsc;
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
+use crate::priority::ThreadPriority;
+
 /// An owned runtime, shut down in the background on drop (dropping a runtime inside an async
 /// context would otherwise panic).
 #[derive(Debug)]
@@ -19,17 +21,16 @@ pub(crate) struct OwnedRuntime {
 }
 
 impl OwnedRuntime {
-    /// A multi-threaded runtime with `threads` workers and I/O and time drivers. With
-    /// `background`, every thread it starts (workers and blocking threads) runs at background
-    /// CPU priority (see [`crate::priority`]).
-    pub(crate) fn new(threads: usize, background: bool) -> std::io::Result<Self> {
+    /// A multi-threaded runtime with `threads` workers and I/O and time drivers; every thread
+    /// it starts (workers and blocking threads) runs at `priority`.
+    pub(crate) fn new(threads: usize, priority: ThreadPriority) -> std::io::Result<Self> {
         let mut builder = Builder::new_multi_thread();
         builder
             .worker_threads(threads.max(1))
             .thread_name("persist-s3")
             .enable_all();
-        if background {
-            builder.on_thread_start(crate::priority::lower_current_thread);
+        if priority != ThreadPriority::Normal {
+            builder.on_thread_start(move || priority.apply_to_current_thread());
         }
         let runtime = builder.build()?;
         Ok(OwnedRuntime {
