@@ -15,7 +15,7 @@
 //!   replicator (idle priority, as deployed) started for the sample and notified after
 //!   every save, uploading each generation to the server.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -253,13 +253,18 @@ fn upload(c: &mut Criterion, server: &Server, bucket: &str) {
     group.finish();
 }
 
+/// Latencies collected by one side of a comparison.
+type Times = RefCell<Vec<Duration>>;
+
 /// Save latency of a 1 MB state with and without a replicator uploading every generation.
 fn save(c: &mut Criterion, server: &Server, bucket: &str) {
     let value = blob(1_000_000);
     let local = tempfile::tempdir().unwrap();
     let store = local_store(local.path());
     let off_site = SharedBackend::new(server.backend(bucket, "saves", ThreadPriority::Idle));
-    let saves = |iters: u64, replicator: Option<&Replicator>| {
+    // Every timed save of each side, for per-save medians besides criterion's per-sample ones.
+    let (alone, beside) = (RefCell::new(Vec::new()), RefCell::new(Vec::new()));
+    let saves = |iters: u64, replicator: Option<&Replicator>, record: Option<&Times>| {
         let mut total = Duration::ZERO;
         for _ in 0..iters {
             let start = Instant::now();
@@ -267,20 +272,24 @@ fn save(c: &mut Criterion, server: &Server, bucket: &str) {
             if let Some(r) = replicator {
                 r.notify();
             }
-            total += start.elapsed();
+            let took = start.elapsed();
+            total += took;
+            if let Some(record) = record {
+                record.borrow_mut().push(took);
+            }
         }
         total
     };
     let uploaded = Cell::new(0u64);
     // A replicator started for `iters` saves; after it stops, the server is emptied again
     // (untimed) so its memory does not grow over the run.
-    let with_replicator = |iters: u64| {
+    let with_replicator = |iters: u64, record: Option<&Times>| {
         let replicator = Replicator::start(
             Box::new(FsBackend::open_read_only(local.path()).unwrap()),
             Arc::new(off_site.clone()),
             ReplicatorConfig::default(),
         );
-        let took = saves(iters, Some(&replicator));
+        let took = saves(iters, Some(&replicator), record);
         uploaded.set(uploaded.get() + replicator.status().uploaded_generations);
         replicator.stop();
         for meta in off_site.list("").unwrap() {
@@ -296,16 +305,46 @@ fn save(c: &mut Criterion, server: &Server, bucket: &str) {
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(8));
     group.bench_function("without_replicator", |b| {
-        b.iter_custom(|iters| alternate(|| with_replicator(iters), || saves(iters, None)))
+        b.iter_custom(|iters| {
+            alternate(
+                || with_replicator(iters, None),
+                || saves(iters, None, Some(&alone)),
+            )
+        })
     });
     group.bench_function("with_replicator", |b| {
-        b.iter_custom(|iters| alternate(|| saves(iters, None), || with_replicator(iters)))
+        b.iter_custom(|iters| {
+            alternate(
+                || saves(iters, None, None),
+                || with_replicator(iters, Some(&beside)),
+            )
+        })
     });
     group.finish();
     println!(
-        "save_1mb: the replicators uploaded {} generations during the timed saves",
+        "save_1mb: the replicators uploaded {} generations while running",
         uploaded.get()
     );
+    let (alone, beside) = (alone.into_inner(), beside.into_inner());
+    let (a, b) = (percentiles(alone), percentiles(beside));
+    println!("save_1mb per save (all timed saves, warm-up included):");
+    println!("  without_replicator: {a}");
+    println!("  with_replicator:    {b}");
+}
+
+/// `n`, median and 90th percentile of some latencies, in ms.
+fn percentiles(mut v: Vec<Duration>) -> String {
+    if v.is_empty() {
+        return "no samples".into();
+    }
+    v.sort();
+    let at = |q: f64| v[((v.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    format!(
+        "n {}, median {:.3} ms, p90 {:.3} ms",
+        v.len(),
+        at(0.5),
+        at(0.9)
+    )
 }
 
 fn local_store(dir: &std::path::Path) -> Store {

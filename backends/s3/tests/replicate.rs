@@ -11,7 +11,7 @@ use persist_core::store::generation_key;
 use persist_core::{Backend, LoadError, Persist, RkyvFormat, Store, StoreConfig};
 use persist_fs::FsBackend;
 use persist_s3::retention::{self, Reason, RetentionPolicy};
-use persist_s3::{Replicator, ReplicatorConfig, SharedBackend, replicate_once};
+use persist_s3::{Replicator, ReplicatorConfig, SharedBackend, ThreadPriority, replicate_once};
 
 fn local_store(dir: &std::path::Path, retain: usize, off_site: Option<Arc<dyn Backend>>) -> Store {
     Store::new(
@@ -41,7 +41,9 @@ fn fast() -> ReplicatorConfig {
         initial_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(400),
         resync_interval: Duration::from_secs(60),
-        ..ReplicatorConfig::default()
+        // Functional tests: the default idle priority could starve on a CI machine busy with
+        // other normal-priority work (priorities are tested in `priority`).
+        priority: ThreadPriority::Normal,
     }
 }
 
