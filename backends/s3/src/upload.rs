@@ -2,7 +2,6 @@
 //! small; streamed as a multipart upload to its final key and completed create-only (see
 //! [`crate::complete`]) when large.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,7 +9,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{MultipartId, PutPayload};
 use persist_core::backend::{BackendError, NewObject};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 use crate::backend::S3Backend;
 use crate::complete::{CompleteError, complete_create};
@@ -19,7 +18,8 @@ use crate::complete::{CompleteError, complete_create};
 /// keep a connection busy while the next part fills, and at most this many parts in memory.
 const MAX_PARTS_IN_FLIGHT: usize = 4;
 
-type PartTask = JoinHandle<object_store::Result<PartId>>;
+/// Part uploads in flight, each answering with its index.
+type Parts = JoinSet<(usize, object_store::Result<PartId>)>;
 
 /// An object being written; see the crate docs for the protocol.
 ///
@@ -39,8 +39,9 @@ struct Multipart {
     path: Path,
     id: MultipartId,
     next_part: usize,
-    in_flight: VecDeque<PartTask>,
-    done: Vec<PartId>,
+    in_flight: Parts,
+    /// Finished parts with their indexes, in completion order.
+    done: Vec<(usize, PartId)>,
 }
 
 impl<'a> S3NewObject<'a> {
@@ -67,7 +68,7 @@ impl<'a> S3NewObject<'a> {
             path,
             id,
             next_part: 0,
-            in_flight: VecDeque::new(),
+            in_flight: JoinSet::new(),
             done: Vec::new(),
         });
         let part_size = self.backend.part_size;
@@ -81,23 +82,23 @@ impl<'a> S3NewObject<'a> {
         Ok(())
     }
 
-    /// Uploads one part in the background, first waiting while the maximum is in flight.
+    /// Uploads one part in the background, first waiting while the maximum is in flight (for
+    /// whichever part finishes first, as `WriteMultipart` does, so one slow part does not hold
+    /// back the others).
     fn send_part(&mut self, part: Bytes) -> Result<(), BackendError> {
         let backend = self.backend;
         let mp = self.multipart.as_mut().expect("multipart in progress");
         while mp.in_flight.len() >= MAX_PARTS_IN_FLIGHT {
-            let oldest = mp.in_flight.pop_front().expect("non-empty");
-            mp.done.push(wait_part(backend, &self.key, oldest)?);
+            wait_any(backend, &self.key, mp)?;
         }
         let store = Arc::clone(&backend.store);
         let (path, id, idx) = (mp.path.clone(), mp.id.clone(), mp.next_part);
         mp.next_part += 1;
         let payload = PutPayload::from(part);
-        let task = backend
-            .runtime
-            .handle()
-            .spawn(async move { store.put_part(&path, &id, idx, payload).await });
-        mp.in_flight.push_back(task);
+        mp.in_flight.spawn_on(
+            async move { (idx, store.put_part(&path, &id, idx, payload).await) },
+            backend.runtime.handle(),
+        );
         Ok(())
     }
 
@@ -115,19 +116,21 @@ impl<'a> S3NewObject<'a> {
             return Err(e);
         }
         let mut mp = self.multipart.take().expect("multipart in progress");
-        while let Some(part) = mp.in_flight.pop_front() {
-            match wait_part(self.backend, &self.key, part) {
-                Ok(id) => mp.done.push(id),
-                Err(e) => {
-                    abort(self.backend, mp);
-                    return Err(e);
-                }
+        while !mp.in_flight.is_empty() {
+            if let Err(e) = wait_any(self.backend, &self.key, &mut mp) {
+                abort(self.backend, mp);
+                return Err(e);
             }
         }
+        mp.done.sort_by_key(|(idx, _)| *idx);
         let backend = self.backend;
         let (store, http) = (Arc::clone(&backend.store), backend.http.clone());
         let (region, bucket_url) = (backend.region.clone(), backend.bucket_url.clone());
-        let (path, id, parts) = (mp.path.clone(), mp.id.clone(), std::mem::take(&mut mp.done));
+        let parts: Vec<PartId> = std::mem::take(&mut mp.done)
+            .into_iter()
+            .map(|(_, part)| part)
+            .collect();
+        let (path, id) = (mp.path.clone(), mp.id.clone());
         let completed = backend.run(async move {
             complete_create(&store, &http, &region, &bucket_url, &path, &id, &parts).await
         })?;
@@ -201,18 +204,14 @@ fn abort(backend: &S3Backend, mp: Multipart) {
     let Multipart {
         path,
         id,
-        in_flight,
+        mut in_flight,
         ..
     } = mp;
-    for part in &in_flight {
-        part.abort();
-    }
+    in_flight.abort_all();
     let store = Arc::clone(&backend.store);
     let p = path.clone();
     let result = backend.run(async move {
-        for part in in_flight {
-            let _ = part.await;
-        }
+        while in_flight.join_next().await.is_some() {}
         store.abort_multipart(&p, &id).await
     });
     match result {
@@ -222,11 +221,24 @@ fn abort(backend: &S3Backend, mp: Multipart) {
     }
 }
 
-fn wait_part(backend: &S3Backend, key: &str, part: PartTask) -> Result<PartId, BackendError> {
-    match backend.run(part)? {
-        Ok(Ok(id)) => Ok(id),
-        Ok(Err(e)) => Err(backend.map(key, e)),
-        Err(join) => Err(BackendError::Other {
+/// Waits for the first of the parts in flight to finish and records it.
+fn wait_any(backend: &S3Backend, key: &str, mp: &mut Multipart) -> Result<(), BackendError> {
+    let mut parts = std::mem::take(&mut mp.in_flight);
+    // The set goes to the runtime and comes back; if the runtime is shutting down it is
+    // dropped there, which cancels its uploads.
+    let (parts, first) = backend.run(async move {
+        let first = parts.join_next().await;
+        (parts, first)
+    })?;
+    mp.in_flight = parts;
+    match first {
+        None => Ok(()),
+        Some(Ok((idx, Ok(part)))) => {
+            mp.done.push((idx, part));
+            Ok(())
+        }
+        Some(Ok((_, Err(e)))) => Err(backend.map(key, e)),
+        Some(Err(join)) => Err(BackendError::Other {
             location: backend.location_string(),
             message: format!("{key}: part upload task failed: {join}"),
         }),
