@@ -5,7 +5,7 @@ use std::path::Path;
 
 use persist_core::{Key, Keyring, Store, StoreConfig};
 use persist_fs::FsBackend;
-use persist_s3::{S3Backend, S3BackendBuilder, S3Url};
+use persist_s3::{S3Backend, S3BackendBuilder, S3Url, ThreadPriority};
 
 use crate::error::CliError;
 
@@ -52,6 +52,12 @@ pub fn s3_url(path: &Path) -> Option<&str> {
 /// (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
 /// `AWS_ALLOW_HTTP`).
 pub fn s3(url: &str) -> Result<S3Backend, CliError> {
+    s3_at(url, ThreadPriority::Normal)
+}
+
+/// [`s3`] with the backend's own threads at `priority`: [`ThreadPriority::Idle`] for a backend
+/// that only a background replicator uses, never for one a command waits on.
+pub fn s3_at(url: &str, priority: ThreadPriority) -> Result<S3Backend, CliError> {
     let err = |source| CliError::S3Config {
         url: url.to_string(),
         source,
@@ -59,6 +65,7 @@ pub fn s3(url: &str) -> Result<S3Backend, CliError> {
     S3BackendBuilder::from_env()
         .url(url)
         .map_err(err)?
+        .thread_priority(priority)
         .build()
         .map_err(err)
 }

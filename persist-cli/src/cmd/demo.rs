@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use persist_core::{Keyring, LoadError, Store, StoreConfig};
 use persist_fs::FsBackend;
-use persist_s3::{ReplicationStatus, Replicator, ReplicatorConfig};
+use persist_s3::{ReplicationStatus, Replicator, ReplicatorConfig, ThreadPriority};
 
 use crate::demo::{ACTION_NAMES, DemoState, N_ACTIONS, N_STATES};
 use crate::error::{CliError, Status};
@@ -84,15 +84,20 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
             temp.display()
         )?;
     }
+    // Two clients of the off-site copy: the store's restore, which the demo waits for, at normal
+    // priority; the replicator's uploads, which must never slow the agent, at idle priority.
     let off_site = args.off_site.as_deref().map(crate::open::s3).transpose()?;
     let config = StoreConfig {
-        off_site: off_site
-            .clone()
-            .map(|b| Arc::new(b) as Arc<dyn persist_core::Backend>),
+        off_site: off_site.map(|b| Arc::new(b) as Arc<dyn persist_core::Backend>),
         ..StoreConfig::default()
     };
     let store = Store::new(Box::new(backend), Keyring::new(key), config);
-    let replicator = match off_site {
+    let uploads = args
+        .off_site
+        .as_deref()
+        .map(|url| crate::open::s3_at(url, ThreadPriority::Idle))
+        .transpose()?;
+    let replicator = match uploads {
         Some(remote) => Some(Replicator::start(
             Box::new(FsBackend::open_read_only(&store_path).map_err(|source| {
                 CliError::OpenStore {
