@@ -18,7 +18,9 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use persist_core::store::parse_generation_key;
-use persist_core::{Backend, BackendError, GenerationInfo, Keyring, Store, StoreConfig};
+use persist_core::{
+    Backend, BackendError, GenerationInfo, Keyring, RejectReason, Store, StoreConfig,
+};
 
 use crate::shared::SharedBackend;
 
@@ -142,6 +144,10 @@ pub struct PruneReport {
 
 /// Computes which off-site generations to keep and delete at time `now` (the dry run).
 /// Entries are grouped by state, newest first.
+///
+/// Every generation is read and verified. One that cannot be read (a network error, not a
+/// failed check) fails the whole plan with that error: a generation is marked for deletion as
+/// invalid only when it was read and found invalid.
 pub fn plan(
     backend: SharedBackend,
     keyring: &Keyring,
@@ -160,7 +166,7 @@ pub fn plan(
     for name in store.names()? {
         let mut generations = store.generations(&name)?;
         generations.reverse();
-        out.extend(plan_state(&store, &name, &generations, policy, now));
+        out.extend(plan_state(&store, &name, &generations, policy, now)?);
     }
     Ok(out)
 }
@@ -171,7 +177,7 @@ fn plan_state(
     newest_first: &[GenerationInfo],
     policy: &RetentionPolicy,
     now: SystemTime,
-) -> Vec<PlanEntry> {
+) -> Result<Vec<PlanEntry>, BackendError> {
     let keep_last = policy.keep_last.max(1);
     let mut valid_rank = 0usize;
     let mut hours = BTreeSet::new();
@@ -188,6 +194,11 @@ fn plan_state(
         };
         let header = match store.verify_generation(name, g) {
             Ok(h) => h,
+            // Deleted since the listing (another prune): nothing to decide.
+            Err(RejectReason::Read(BackendError::NotFound { .. })) => continue,
+            // A generation that could not be read may be perfectly valid: no plan is made on
+            // incomplete knowledge, so a network error never turns into a delete.
+            Err(RejectReason::Read(e)) => return Err(e),
             Err(why) => {
                 let why = why.to_string();
                 out.push(if valid_rank == 0 {
@@ -225,7 +236,7 @@ fn plan_state(
         };
         out.push(entry(Some(created), keep, reason));
     }
-    out
+    Ok(out)
 }
 
 /// Deletes what `plan` marked for deletion. Every failed delete is in the report.

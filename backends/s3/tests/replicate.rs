@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{Blob, Moto, create_bucket, keyring, s3_env};
 use persist_core::envelope::{self, Header};
 use persist_core::store::generation_key;
-use persist_core::{Backend, LoadError, Persist, RkyvFormat, Store, StoreConfig};
+use persist_core::{Backend, BackendError, LoadError, Persist, RkyvFormat, Store, StoreConfig};
 use persist_fs::FsBackend;
 use persist_s3::retention::{self, Reason, RetentionPolicy};
 use persist_s3::{Replicator, ReplicatorConfig, SharedBackend, ThreadPriority, replicate_once};
@@ -341,4 +341,69 @@ fn time_bucketed_retention_dry_run_matches_what_is_deleted() {
     assert_eq!(stale.failed.len(), planned_deletes.len());
     assert!(stale.deleted.is_empty());
     let _ = SystemTime::now();
+}
+
+/// The real S3 backend, with `get` of one key failing as a network error would.
+#[derive(Debug)]
+struct UnreadableKey {
+    inner: SharedBackend,
+    key: String,
+}
+
+impl Backend for UnreadableKey {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn begin_put(
+        &self,
+        key: &str,
+    ) -> Result<Box<dyn persist_core::backend::NewObject + '_>, BackendError> {
+        self.inner.begin_put(key)
+    }
+    fn get(&self, key: &str) -> Result<persist_core::ObjectBytes, BackendError> {
+        if key == self.key {
+            return Err(BackendError::Other {
+                location: self.location(),
+                message: format!("{key}: connection reset (injected)"),
+            });
+        }
+        self.inner.get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<persist_core::ObjectMeta>, BackendError> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<(), BackendError> {
+        self.inner.delete(key)
+    }
+}
+
+#[test]
+fn a_generation_that_cannot_be_read_fails_the_plan_instead_of_being_deleted() {
+    let Some(env) =
+        s3_env("a_generation_that_cannot_be_read_fails_the_plan_instead_of_being_deleted")
+    else {
+        return;
+    };
+    let bucket = env.fresh_bucket("unreadable");
+    let backend = SharedBackend::new(env.backend(&bucket, "u"));
+    let now = 20_000 * 86_400;
+    for seq in 1..=4 {
+        put_at(&backend, seq, now - 30 * 86_400 + seq, false);
+    }
+    let policy = RetentionPolicy {
+        keep_last: 1,
+        ..RetentionPolicy::default()
+    };
+    let now_t = UNIX_EPOCH + Duration::from_secs(now);
+    // Readable, generations 1 to 3 are old and expired: the plan deletes them.
+    let plan = retention::plan(backend.clone(), &keyring(), &policy, now_t).unwrap();
+    assert_eq!(plan.iter().filter(|e| !e.keep).count(), 3);
+    // With generation 2 unreadable, there is no plan at all, and nothing is deleted.
+    let flaky = SharedBackend::new(UnreadableKey {
+        inner: backend.clone(),
+        key: generation_key("blob", 2),
+    });
+    let err = retention::plan(flaky, &keyring(), &policy, now_t).unwrap_err();
+    assert!(err.to_string().contains("connection reset"), "{err}");
+    assert_eq!(keys(&backend).len(), 4);
 }
