@@ -69,5 +69,7 @@ pub use backend::S3Backend;
 pub use config::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, S3BackendBuilder, S3Url};
 pub use error::S3Error;
 pub use priority::ThreadPriority;
-pub use replicate::{PassReport, ReplicationStatus, Replicator, ReplicatorConfig, replicate_once};
+pub use replicate::{
+    AutoPrune, PassReport, ReplicationStatus, Replicator, ReplicatorConfig, replicate_once,
+};
 pub use shared::SharedBackend;

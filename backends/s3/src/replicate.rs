@@ -18,6 +18,9 @@ use std::time::{Duration, Instant, SystemTime};
 use persist_core::store::parse_generation_key;
 use persist_core::{Backend, BackendError};
 
+use crate::SharedBackend;
+use crate::retention::Pruner;
+
 use crate::ThreadPriority;
 
 /// How a [`Replicator`] paces itself.
@@ -39,6 +42,22 @@ pub struct ReplicatorConfig {
     /// [`S3BackendBuilder::thread_priority`](crate::S3BackendBuilder::thread_priority) too, so
     /// its network threads yield as well.
     pub priority: ThreadPriority,
+    /// Off-site retention applied by the replicator itself, after a pass that left nothing
+    /// pending, at most once per [`AutoPrune::every`] (default `None`: prune with
+    /// `persist prune` or [`crate::retention`] instead).
+    pub retention: Option<AutoPrune>,
+}
+
+/// Off-site retention run by a [`Replicator`] (see [`crate::retention`] for the rules).
+#[derive(Clone, Debug)]
+pub struct AutoPrune {
+    /// The keys that verify the off-site generations (a generation that does not verify is
+    /// never counted as the newest valid one).
+    pub keyring: persist_core::Keyring,
+    /// What to keep.
+    pub policy: crate::retention::RetentionPolicy,
+    /// The least time between two prunes (a prune verifies what is new off-site).
+    pub every: Duration,
 }
 
 impl Default for ReplicatorConfig {
@@ -49,6 +68,7 @@ impl Default for ReplicatorConfig {
             max_backoff: Duration::from_secs(30),
             resync_interval: Duration::from_secs(60),
             priority: ThreadPriority::Idle,
+            retention: None,
         }
     }
 }
@@ -75,6 +95,13 @@ pub struct ReplicationStatus {
     pub last_caught_up: Option<SystemTime>,
     /// The newest generation off-site per state name.
     pub newest_off_site: BTreeMap<String, u64>,
+    /// Off-site generations deleted by [`ReplicatorConfig::retention`] since start.
+    pub pruned_generations: u64,
+    /// When the last prune finished (with or without errors).
+    pub last_prune: Option<SystemTime>,
+    /// What went wrong in the last prune (a plan that could not be made, or deletes that
+    /// failed); `None` if it succeeded. Replication goes on either way.
+    pub last_prune_error: Option<String>,
 }
 
 impl ReplicationStatus {
@@ -152,12 +179,18 @@ impl Replicator {
         let worker = Worker {
             local,
             off_site,
-            config,
+            config: config.clone(),
             shared: Arc::clone(&shared),
             known_off_site: None,
             needs_listing: true,
             first_seen: BTreeMap::new(),
             last_listing: Instant::now(),
+            pruner: config
+                .retention
+                .as_ref()
+                .map(|r| Pruner::new(r.keyring.clone(), r.policy.clone())),
+            last_prune: None,
+            pruned: BTreeSet::new(),
         };
         let priority = worker.config.priority;
         let thread = std::thread::Builder::new()
@@ -241,6 +274,11 @@ struct Worker {
     /// When each pending key was first seen locally.
     first_seen: BTreeMap<String, Instant>,
     last_listing: Instant,
+    /// Present when the replicator prunes (remembers what it verified).
+    pruner: Option<Pruner>,
+    last_prune: Option<Instant>,
+    /// Keys off-site retention deleted that still exist locally: not pending.
+    pruned: BTreeSet<String>,
 }
 
 impl Worker {
@@ -303,6 +341,7 @@ impl Worker {
         let local = generation_keys(self.local.as_ref())?;
         let now = Instant::now();
         self.first_seen.retain(|k, _| local.contains(k));
+        self.pruned.retain(|k| local.contains(k));
         let stale = self.last_listing.elapsed() >= self.config.resync_interval;
         let mut pending = self.pending(&local, now);
         // Lag as far as we know, published before any network call that may fail.
@@ -354,7 +393,51 @@ impl Worker {
             s.last_caught_up = Some(SystemTime::now());
             s.newest_off_site = newest;
         });
+        self.prune_if_due();
         Ok(())
+    }
+
+    /// Applies [`ReplicatorConfig::retention`] if it is time. Its errors are reported in the
+    /// status and logged; they never stop replication.
+    fn prune_if_due(&mut self) {
+        let (Some(pruner), Some(every)) = (
+            self.pruner.as_mut(),
+            self.config.retention.as_ref().map(|r| r.every),
+        ) else {
+            return;
+        };
+        if self.last_prune.is_some_and(|t| t.elapsed() < every) {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let backend = SharedBackend(Arc::clone(&self.off_site));
+        let (deleted, error) = match pruner.prune(backend, SystemTime::now()) {
+            Ok((_, report)) => {
+                let failed: Vec<String> = report
+                    .failed
+                    .iter()
+                    .map(|(key, e)| format!("{key}: {e}"))
+                    .collect();
+                let error = (!failed.is_empty())
+                    .then(|| format!("{} delete(s) failed: {}", failed.len(), failed.join("; ")));
+                (report.deleted, error)
+            }
+            Err(e) => (Vec::new(), Some(format!("no retention plan: {e}"))),
+        };
+        // Never upload again what retention removed while local retention still holds it.
+        self.pruned.extend(deleted.iter().cloned());
+        match &error {
+            Some(e) => tracing::error!(error = %e, "off-site retention failed"),
+            None if !deleted.is_empty() => {
+                tracing::info!(deleted = deleted.len(), "off-site retention pruned")
+            }
+            None => {}
+        }
+        self.update(|s| {
+            s.pruned_generations += deleted.len() as u64;
+            s.last_prune = Some(SystemTime::now());
+            s.last_prune_error = error;
+        });
     }
 
     /// The local keys not known off-site, each noted as first seen `now` if new.
@@ -362,7 +445,7 @@ impl Worker {
         let known = self.known_off_site.as_ref();
         let pending: Vec<String> = local
             .iter()
-            .filter(|k| !known.is_some_and(|known| known.contains(*k)))
+            .filter(|k| !known.is_some_and(|known| known.contains(*k)) && !self.pruned.contains(*k))
             .cloned()
             .collect();
         for key in &pending {

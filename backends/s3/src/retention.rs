@@ -13,13 +13,13 @@
 //! generation with its decision and reason, and [`apply`] executes exactly that plan, reporting
 //! each delete that failed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use persist_core::store::parse_generation_key;
 use persist_core::{
-    Backend, BackendError, GenerationInfo, Keyring, RejectReason, Store, StoreConfig,
+    Backend, BackendError, GenerationInfo, Header, Keyring, RejectReason, Store, StoreConfig,
 };
 
 use crate::shared::SharedBackend;
@@ -154,29 +154,95 @@ pub fn plan(
     policy: &RetentionPolicy,
     now: SystemTime,
 ) -> Result<Vec<PlanEntry>, BackendError> {
-    let store = Store::new(
-        Box::new(backend),
-        keyring.clone(),
-        StoreConfig {
-            space_reserve: 0,
-            ..StoreConfig::default()
-        },
-    );
-    let mut out = Vec::new();
-    for name in store.names()? {
-        let mut generations = store.generations(&name)?;
-        generations.reverse();
-        out.extend(plan_state(&store, &name, &generations, policy, now)?);
+    Pruner::new(keyring.clone(), policy.clone()).plan(backend, now)
+}
+
+/// Off-site retention run again and again (by a [`crate::Replicator`]): [`plan`] and [`apply`]
+/// with a memory of the generations already verified, so each run downloads only what is new.
+///
+/// The memory is keyed by key and size and used only below the newest valid generation of a
+/// state: the generations from the newest down to the first valid one are verified afresh on
+/// every run, so the newest valid generation, which is never deleted, is always known for
+/// certain. An older generation corrupted in place after it was verified (same key, same
+/// size) can still count as valid towards `keep_last` until the memory is dropped; a restore
+/// verifies everything it reads regardless.
+#[derive(Debug)]
+pub struct Pruner {
+    keyring: Keyring,
+    policy: RetentionPolicy,
+    verified: HashMap<(String, u64), Header>,
+}
+
+impl Pruner {
+    /// A pruner with an empty memory.
+    pub fn new(keyring: Keyring, policy: RetentionPolicy) -> Self {
+        Pruner {
+            keyring,
+            policy,
+            verified: HashMap::new(),
+        }
     }
-    Ok(out)
+
+    /// The plan at time `now`, as [`plan`] makes it.
+    pub fn plan(
+        &mut self,
+        backend: SharedBackend,
+        now: SystemTime,
+    ) -> Result<Vec<PlanEntry>, BackendError> {
+        let store = Store::new(
+            Box::new(backend),
+            self.keyring.clone(),
+            StoreConfig {
+                space_reserve: 0,
+                ..StoreConfig::default()
+            },
+        );
+        let mut out = Vec::new();
+        let mut listed = HashSet::new();
+        for name in store.names()? {
+            let mut generations = store.generations(&name)?;
+            generations.reverse();
+            listed.extend(generations.iter().map(|g| (g.key.clone(), g.size)));
+            let verified = &mut self.verified;
+            let mut verify = |g: &GenerationInfo, fresh: bool| {
+                let id = (g.key.clone(), g.size);
+                if !fresh && let Some(header) = verified.get(&id) {
+                    return Ok(header.clone());
+                }
+                let header = store.verify_generation(&name, g)?;
+                verified.insert(id, header.clone());
+                Ok(header)
+            };
+            out.extend(plan_state(
+                &name,
+                &generations,
+                &self.policy,
+                now,
+                &mut verify,
+            )?);
+        }
+        self.verified.retain(|id, _| listed.contains(id));
+        Ok(out)
+    }
+
+    /// Plans at time `now` and applies the plan.
+    pub fn prune(
+        &mut self,
+        backend: SharedBackend,
+        now: SystemTime,
+    ) -> Result<(Vec<PlanEntry>, PruneReport), BackendError> {
+        let plan = self.plan(backend.clone(), now)?;
+        let report = apply(&backend, &plan);
+        Ok((plan, report))
+    }
 }
 
 fn plan_state(
-    store: &Store,
     name: &str,
     newest_first: &[GenerationInfo],
     policy: &RetentionPolicy,
     now: SystemTime,
+    verify: &mut dyn FnMut(&GenerationInfo, bool) -> Result<Header, RejectReason>,
 ) -> Result<Vec<PlanEntry>, BackendError> {
     let keep_last = policy.keep_last.max(1);
     let mut valid_rank = 0usize;
@@ -192,7 +258,8 @@ fn plan_state(
             keep,
             reason,
         };
-        let header = match store.verify_generation(name, g) {
+        // Fresh until the newest valid generation is found (see `Pruner`).
+        let header = match verify(g, valid_rank == 0) {
             Ok(h) => h,
             // Deleted since the listing (another prune): nothing to decide.
             Err(RejectReason::Read(BackendError::NotFound { .. })) => continue,

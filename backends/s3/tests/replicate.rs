@@ -11,7 +11,9 @@ use persist_core::store::generation_key;
 use persist_core::{Backend, BackendError, LoadError, Persist, RkyvFormat, Store, StoreConfig};
 use persist_fs::FsBackend;
 use persist_s3::retention::{self, Reason, RetentionPolicy};
-use persist_s3::{Replicator, ReplicatorConfig, SharedBackend, ThreadPriority, replicate_once};
+use persist_s3::{
+    AutoPrune, Replicator, ReplicatorConfig, SharedBackend, ThreadPriority, replicate_once,
+};
 
 fn local_store(dir: &std::path::Path, retain: usize, off_site: Option<Arc<dyn Backend>>) -> Store {
     Store::new(
@@ -44,6 +46,7 @@ fn fast() -> ReplicatorConfig {
         // Functional tests: the default idle priority could starve on a CI machine busy with
         // other normal-priority work (priorities are tested in `priority`).
         priority: ThreadPriority::Normal,
+        retention: None,
     }
 }
 
@@ -406,4 +409,79 @@ fn a_generation_that_cannot_be_read_fails_the_plan_instead_of_being_deleted() {
     let err = retention::plan(flaky, &keyring(), &policy, now_t).unwrap_err();
     assert!(err.to_string().contains("connection reset"), "{err}");
     assert_eq!(keys(&backend).len(), 4);
+}
+
+/// Waits until `done(status)` holds, or panics with the last status after 30 s.
+fn wait_for(
+    replicator: &Replicator,
+    what: &str,
+    done: impl Fn(&persist_s3::ReplicationStatus) -> bool,
+) -> persist_s3::ReplicationStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = replicator.status();
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}: {status:?}");
+        replicator.notify();
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn the_replicator_prunes_off_site_and_never_uploads_a_pruned_generation_again() {
+    let Some(env) =
+        s3_env("the_replicator_prunes_off_site_and_never_uploads_a_pruned_generation_again")
+    else {
+        return;
+    };
+    let bucket = env.fresh_bucket("autoprune");
+    let remote = SharedBackend::new(env.backend(&bucket, "p"));
+    let dir = tempfile::tempdir().unwrap();
+    // Locally five generations are kept; off-site only the newest two.
+    let store = local_store(dir.path(), 5, None);
+    for i in 1..=5 {
+        store.save(&Blob::new(i, 2000)).unwrap();
+    }
+    let config = ReplicatorConfig {
+        retention: Some(AutoPrune {
+            keyring: keyring(),
+            policy: RetentionPolicy {
+                keep_last: 2,
+                hourly_for: Duration::ZERO,
+                daily_for: Duration::ZERO,
+            },
+            every: Duration::ZERO,
+        }),
+        ..fast()
+    };
+    let replicator = Replicator::start(
+        Box::new(FsBackend::open_read_only(dir.path()).unwrap()),
+        Arc::new(remote.clone()),
+        config,
+    );
+    let key = |seq| generation_key("blob", seq);
+    let status = wait_for(&replicator, "pruned to the newest two", |s| {
+        s.pruned_generations >= 3
+    });
+    assert_eq!(status.last_prune_error, None);
+    assert_eq!(keys(&remote), vec![key(4), key(5)]);
+
+    // Many more passes: generations 1 to 3 are still local, yet never uploaded again.
+    let passes = status.passes;
+    let status = wait_for(&replicator, "more passes", |s| s.passes >= passes + 10);
+    assert_eq!(keys(&remote), vec![key(4), key(5)]);
+    assert_eq!(status.uploaded_generations, 5, "{status:?}");
+    assert_eq!(status.pruned_generations, 3, "{status:?}");
+
+    // A new save goes off-site and pushes the oldest of the two out.
+    store.save(&Blob::new(6, 2000)).unwrap();
+    wait_for(&replicator, "the sixth pruned in", |s| {
+        s.pruned_generations >= 4
+    });
+    assert_eq!(keys(&remote), vec![key(5), key(6)]);
+    let status = replicator.status();
+    assert_eq!(status.uploaded_generations, 6);
+    assert_eq!(status.last_prune_error, None);
 }
