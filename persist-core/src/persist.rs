@@ -159,7 +159,13 @@ pub trait Persist: Sized {
     fn encode(&self) -> Result<AlignedVec, CodecError>;
 
     /// Validates and deserialises a payload of schema `version`, migrating it to the current
-    /// version. The store has already checked the envelope's tag, the version range and the
-    /// fingerprint before calling this.
+    /// version.
+    ///
+    /// For an older `version` the store calls this only after the envelope's tag, version range
+    /// and fingerprint have been checked, so migration steps see authentic data. For the
+    /// current version of a large payload it may call this *while* the tag is being verified,
+    /// on bytes not yet known to be authentic, and drop the result if verification fails: with
+    /// `version == Self::VERSION`, `decode` must be safe on arbitrary bytes (validate before
+    /// reading, as [`crate::codec::decode_current`] and the derive do; never panic).
     fn decode(version: u32, payload: &[u8]) -> Result<Decoded<Self>, CodecError>;
 }

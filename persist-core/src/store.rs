@@ -537,10 +537,10 @@ impl Store {
             .insert(sequence, true);
     }
 
-    /// Verifies, decodes and migrates one generation. A current-version payload is validated and
-    /// deserialised on a second thread while the tag is verified (both are safe on arbitrary
-    /// bytes, and the value is dropped unless the tag and header pass); an older version is
-    /// decoded only once authentic, since its migration steps are the user's code.
+    /// Verifies, decodes and migrates one generation. A large current-version payload is
+    /// validated and deserialised on this thread while other threads verify the tag (both are
+    /// safe on arbitrary bytes, and the value is dropped unless the tag and header pass); an
+    /// older version is decoded only once authentic, since its migration steps are user code.
     fn load_generation<T: Persist>(
         &self,
         backend: &dyn Backend,
