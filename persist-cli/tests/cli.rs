@@ -4,51 +4,10 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use serde_json::Value;
+mod common;
 
-/// The output of one run of the binary.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code, code,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
-    }
-}
-
-/// The binary with a clean environment (no key variables inherited).
-fn persist() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_persist"));
-    cmd.env_remove("PERSIST_KEY_FILE")
-        .env_remove("PERSIST_KEY")
-        .env("RUST_LOG", "warn");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Run {
-    let out = cmd.output().expect("the binary runs");
-    Run {
-        code: out.status.code().expect("exited, not killed by a signal"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use common::{Run, persist, run, s};
 
 fn persist_run(args: &[&str]) -> Run {
     run(persist().args(args))
@@ -67,10 +26,6 @@ fn demo(dir: &Path, steps: u64, every: u64) -> Run {
     ]);
     run.assert_code(0);
     run
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
 }
 
 /// The demo's store and key file.

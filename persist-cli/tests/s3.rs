@@ -5,25 +5,10 @@
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod common;
 
-impl Run {
-    fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code, code,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
-        self
-    }
-}
+use common::{Run, run, s};
 
 struct Server {
     endpoint: String,
@@ -83,32 +68,19 @@ impl Server {
     }
 
     fn persist(&self, key: &Path, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_persist"));
-        cmd.env_remove("PERSIST_KEY").env_remove("PERSIST_KEY_FILE");
+        let mut cmd = common::persist();
         if key.exists() {
             // The demo makes its own key; every other command reads it.
             cmd.env("PERSIST_KEY_FILE", key);
         }
-        let out = cmd
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", &self.key_id)
             .env("AWS_SECRET_ACCESS_KEY", &self.secret)
             .env("AWS_REGION", &self.region)
             .env("AWS_ALLOW_HTTP", "true")
-            .env("RUST_LOG", "warn")
-            .args(args)
-            .output()
-            .expect("the binary runs");
-        Run {
-            code: out.status.code().expect("exited"),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            .args(args);
+        run(&mut cmd)
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -175,7 +147,7 @@ fn push_list_verify_then_restore_a_wiped_directory() {
 
     let listed = server.persist(&key, &["list", &url, "--json"]);
     listed.assert_code(0);
-    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let json = listed.json();
     let gens = json["states"][0]["generations"].as_array().unwrap();
     assert_eq!(gens.len(), before.len());
     assert!(
@@ -305,7 +277,7 @@ fn prune_dry_run_lists_reasons_then_prune_deletes_exactly_those() {
     );
     // Nothing deleted by the dry run.
     let listed = server.persist(&key, &["list", &url, "--json"]);
-    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let json = listed.json();
     assert_eq!(
         json["states"][0]["generations"].as_array().unwrap().len(),
         n
@@ -322,7 +294,7 @@ fn prune_dry_run_lists_reasons_then_prune_deletes_exactly_those() {
     // between the two runs.
     assert_eq!(without_ages(&real_deletes), without_ages(&deletes));
     let listed = server.persist(&key, &["list", &url, "--json"]);
-    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let json = listed.json();
     assert_eq!(
         json["states"][0]["generations"].as_array().unwrap().len(),
         2
@@ -383,7 +355,7 @@ fn demo_replicates_off_site_reports_lag_and_resumes_from_it_after_the_disk_is_lo
     // Every local generation is off-site.
     let local = files(&tmp.path().join("state"));
     let listed = server.persist(&key, &["list", &url, "--json"]);
-    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let json = listed.json();
     let remote: Vec<u64> = json["states"][0]["generations"]
         .as_array()
         .unwrap()
