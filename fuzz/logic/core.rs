@@ -178,12 +178,51 @@ pub fn header(data: &[u8]) {
 /// The prefix that switches the `envelope` target to its structured variant.
 pub const MUTATE_PREFIX: &[u8] = b"mut:";
 
-/// `open` and `open_with` on arbitrary bytes, or (input starting with [`MUTATE_PREFIX`]) a
-/// script of mutations applied to a valid envelope (see [`envelope_mutate`]).
+/// The prefix that makes a target sign the rest (header, then payload) with the fuzz key before
+/// using it: the input plays a writer that holds the key but may write a malformed header or
+/// payload, which reaches every check behind the tag.
+pub const SIGN_PREFIX: &[u8] = b"sign:";
+
+/// `open` and `open_with` on arbitrary bytes; or, for an input starting with [`MUTATE_PREFIX`],
+/// a script of mutations applied to a valid envelope (see [`envelope_mutate`]); or, for one
+/// starting with [`SIGN_PREFIX`], the rest signed (see [`envelope_signed`]).
 pub fn envelope(data: &[u8]) {
-    match data.strip_prefix(MUTATE_PREFIX) {
-        Some(script) => envelope_mutate(script),
-        None => envelope_raw(data),
+    if let Some(script) = data.strip_prefix(MUTATE_PREFIX) {
+        envelope_mutate(script);
+    } else if let Some(unsigned) = data.strip_prefix(SIGN_PREFIX) {
+        envelope_signed(unsigned);
+    } else {
+        envelope_raw(data);
+    }
+}
+
+/// Appends a valid tag to `unsigned` (a header, then a payload): format 1 if the header's
+/// format field says 1, else format 2. Shorter than a header: returned as it is.
+pub fn sign(unsigned: &[u8]) -> Vec<u8> {
+    let Some((head, payload)) = unsigned.split_first_chunk::<HEADER_LEN>() else {
+        return unsigned.to_vec();
+    };
+    let tag = if head[8..10] == [1, 0] {
+        tag_v1(head, payload)
+    } else {
+        envelope::tag(ring().current(), head, payload)
+    };
+    [unsigned, &tag[..]].concat()
+}
+
+/// The structured variant behind the tag: the input signed with the ring's key. Whatever
+/// `open` accepts must be canonical: its header re-encodes to exactly the signed header bytes
+/// (the format field aside, which `encode` sets to the current format).
+pub fn envelope_signed(unsigned: &[u8]) {
+    let signed = sign(unsigned);
+    if open_all_ways(&signed) {
+        let opened = open(ring(), &signed, &Expect::default()).expect("accepted above");
+        let encoded = opened.header.encode().expect("an accepted name is valid");
+        assert_eq!(&encoded[..8], &signed[..8]);
+        assert_eq!(&encoded[10..], &signed[10..HEADER_LEN]);
+        assert!(envelope::is_readable_format(u16::from_le_bytes([
+            signed[8], signed[9]
+        ])));
     }
 }
 
@@ -283,20 +322,23 @@ fn seal_header(sequence: u64, payload: &[u8]) -> Vec<u8> {
 /// A format-1 envelope (`HMAC(key, DOMAIN_V1 ‖ header ‖ payload)`, format field 1), as an older
 /// build wrote it.
 pub fn seal_v1(sequence: u64, payload: &[u8]) -> Vec<u8> {
-    use hmac::{Hmac, Mac};
     let mut h = fuzz_header(sequence);
     h.payload_len = payload.len() as u64;
     let mut head = h.encode().expect("valid name");
     head[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let tag = tag_v1(&head, payload);
+    [&head[..], payload, &tag[..]].concat()
+}
+
+/// The format-1 tag: `HMAC-SHA256(key, DOMAIN_V1 ‖ header ‖ payload)`.
+fn tag_v1(head: &[u8], payload: &[u8]) -> [u8; TAG_LEN] {
+    use hmac::{Hmac, Mac};
     let mut mac =
         Hmac::<sha2::Sha256>::new_from_slice(ring().current().secret()).expect("any key length");
     mac.update(envelope::DOMAIN_V1);
-    mac.update(&head);
+    mac.update(head);
     mac.update(payload);
-    let mut out = head.to_vec();
-    out.extend_from_slice(payload);
-    out.extend_from_slice(&mac.finalize().into_bytes());
-    out
+    mac.finalize().into_bytes().into()
 }
 
 /// Applies one mutation (4 script bytes: op, position low, position high, value) to `bytes`.
@@ -352,7 +394,9 @@ pub fn envelope_mutate(script: &[u8]) {
 // store_load and store_open
 
 /// Separates the generations in a store target's input: piece `i` (from 0) becomes generation
-/// `i + 1` of `fuzz_state`.
+/// `i + 1` of `fuzz_state`; a piece starting with [`SIGN_PREFIX`] is signed first (see
+/// [`sign`]), so the fuzzer reaches the fingerprint check, validation and migration of
+/// payloads it wrote.
 pub const SEPARATOR: &[u8] = b"\n--persist-fuzz-next-generation--\n";
 /// The most generations one input makes.
 pub const MAX_GENERATIONS: usize = 8;
@@ -383,8 +427,12 @@ fn store_with(data: &[u8]) -> (Store, usize) {
     let backend = MemoryBackend::new();
     let pieces = split_generations(data);
     for (i, piece) in pieces.iter().enumerate() {
+        let bytes = match piece.strip_prefix(SIGN_PREFIX) {
+            Some(unsigned) => sign(unsigned),
+            None => piece.to_vec(),
+        };
         backend
-            .insert_raw(&generation_key(FuzzState::NAME, i as u64 + 1), piece)
+            .insert_raw(&generation_key(FuzzState::NAME, i as u64 + 1), &bytes)
             .expect("fresh keys");
     }
     let store = Store::new(Box::new(backend), ring().clone(), StoreConfig::default());
@@ -448,9 +496,14 @@ pub fn store_open(data: &[u8]) {
             sequence, found, ..
         }) => {
             assert!(found < FuzzState::VERSION);
-            let loaded = loaded.expect("an older valid generation loads with a migration");
-            assert_eq!(loaded.report.sequence, sequence);
-            assert_eq!(loaded.report.migrations.len(), 1);
+            // `open` stops at an authentic older generation without validating its payload;
+            // `load` decodes it and may pass over it to an older one.
+            if let Ok(loaded) = loaded {
+                assert!(loaded.report.sequence <= sequence);
+                if loaded.report.sequence == sequence {
+                    assert_eq!(loaded.report.migrations.len(), 1);
+                }
+            }
         }
         Err(OpenError::Load(error)) => {
             check_load_error(&error, generations);
@@ -552,6 +605,19 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         add("store_load", name, bytes.clone());
         add("store_open", name, bytes.clone());
     }
+    // Unsigned envelopes for the signing variant, and signed pieces for the store targets.
+    let unsigned = |sealed: &[u8]| sealed[..sealed.len() - TAG_LEN].to_vec();
+    for (name, bytes) in singles.iter().take(6).chain(
+        &edge[..2]
+            .iter()
+            .map(|(n, b)| (n.to_string(), b.clone()))
+            .collect::<Vec<_>>(),
+    ) {
+        let signed_seed = [SIGN_PREFIX, &unsigned(bytes)].concat();
+        add("envelope", &format!("sign-{name}"), signed_seed.clone());
+        add("store_load", &format!("sign-{name}"), signed_seed.clone());
+        add("store_open", &format!("sign-{name}"), signed_seed);
+    }
     // Mutation scripts for the structured envelope variant.
     for pick in 0..originals().len() as u8 {
         add(
@@ -629,5 +695,15 @@ pub fn check_seeds_are_valid() {
     }
     for original in originals() {
         assert!(open(ring(), original, &Expect::default()).is_ok());
+        // Signing an envelope's unsigned part gives it back.
+        let unsigned = &original[..original.len() - TAG_LEN];
+        assert_eq!(&sign(unsigned), original);
     }
+    let data = saved_generations(&[&v1(4)]).remove(0);
+    let signed = [SIGN_PREFIX, &data[..data.len() - TAG_LEN]].concat();
+    let (store, _) = store_with(&signed);
+    assert_eq!(
+        store.load::<FuzzState>().expect("loads").value,
+        FuzzState::from(sample_v1(4))
+    );
 }
