@@ -232,6 +232,11 @@ impl Keyring {
         &self.current
     }
 
+    /// Every key of the ring, the current one first.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        std::iter::once(&self.current).chain(&self.others)
+    }
+
     /// The key with this id, if the ring holds it.
     pub fn get(&self, id: KeyId) -> Option<&Key> {
         std::iter::once(&self.current)

@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use persist_core::store::parse_generation_key;
+use persist_core::generation::parse_generation_key;
 use persist_core::{
     Backend, BackendError, GenerationInfo, Header, Keyring, RejectReason, Store, StoreConfig,
 };

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use persist_core::Store;
 use persist_core::compat::SchemaEntry;
 use persist_core::envelope::{HEADER_LEN, TAG_LEN};
-use persist_core::store::GenerationInfo;
+use persist_core::generation::GenerationInfo;
 use serde::Serialize;
 
 use crate::error::{CliError, Status, write_json};
