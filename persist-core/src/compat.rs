@@ -28,11 +28,17 @@
 //!
 //! # Rules of [`check`]
 //!
-//! See [`Rule`]. A file "matches its history" when it equals the version first committed to
-//! git (the oldest commit of `HEAD` touching it), so a modification is caught even once
-//! committed. Outside a git checkout the checker can only verify that each snapshot is
-//! consistent with its own descriptor; golden files are then checked by loading them. When a
-//! committed file was modified, the other rules use the committed version.
+//! See [`Rule`]. A file "matches its history" when it equals the version first committed to git
+//! (the oldest commit of `HEAD` touching it), so a modification is caught even once committed.
+//! When a committed file was modified, the other rules use the committed version.
+//!
+//! That needs the whole history. Outside a git checkout, in a shallow clone (the default of
+//! most CI checkouts), or when nothing under the snapshots directory was ever committed, a
+//! rewrite of a released snapshot cannot be told from the original, so [`check`] fails with
+//! [`CompatError::HistoryMissing`] (saying how to fetch the history) unless
+//! [`HistoryMode::AcceptSelfConsistency`] is given (`--self-consistency-only` on the command
+//! line). Then each snapshot is only verified against its own descriptor, golden files are
+//! checked by loading them, and [`Report::history_missing`] says what was not checked.
 //!
 //! Only the root cause is reported: a golden file of a version whose layout changed, or whose
 //! migration path is missing, is not also reported as not loading; a state whose version
@@ -180,9 +186,10 @@ impl fmt::Display for Violation {
 pub struct Report {
     /// Every violation, in registry order.
     pub violations: Vec<Violation>,
-    /// Whether git history was available (otherwise `SNAPSHOT_MODIFIED` is limited to
-    /// self-consistency).
-    pub git_history: bool,
+    /// Why the snapshots were *not* compared with their git history (only with their own
+    /// descriptors), when [`HistoryMode::AcceptSelfConsistency`] allowed that; `None` when the
+    /// whole history was checked.
+    pub history_missing: Option<MissingHistory>,
 }
 
 impl Report {
@@ -190,6 +197,70 @@ impl Report {
     pub fn is_clean(&self) -> bool {
         self.violations.is_empty()
     }
+
+    /// Whether the snapshots were compared with their whole git history.
+    pub fn git_history(&self) -> bool {
+        self.history_missing.is_none()
+    }
+}
+
+/// Why the git history of the snapshots directory cannot be checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MissingHistory {
+    /// The directory is not inside a git work tree, or git cannot be run (e.g. a source
+    /// tarball, or a CI step that copied the sources without `.git`). The text is git's error.
+    NotAGitCheckout(String),
+    /// The repository is a shallow clone (`git clone --depth N`, the default of most CI
+    /// checkouts): its oldest commit is not the one that first added the snapshots.
+    ShallowClone,
+    /// Snapshot files exist, but no commit of `HEAD` touches the snapshots directory (not
+    /// committed yet, ignored, or a copy inside an unrelated repository).
+    NeverCommitted,
+}
+
+impl MissingHistory {
+    /// What to do to get the history.
+    pub fn remedy(&self) -> &'static str {
+        match self {
+            MissingHistory::NotAGitCheckout(_) => {
+                "run the check in a git clone with its full history (`git clone`, not an \
+                 archive or a copy without `.git`)"
+            }
+            MissingHistory::ShallowClone => {
+                "fetch the full history: `git fetch --unshallow` (GitHub Actions: \
+                 `actions/checkout` with `fetch-depth: 0`; GitLab CI: `GIT_DEPTH: 0`)"
+            }
+            MissingHistory::NeverCommitted => {
+                "commit the snapshots directory (after `cargo xtask schema bless`), or, in a \
+                 shallow or partial checkout, fetch the full history (`git fetch --unshallow`; \
+                 GitHub Actions: `actions/checkout` with `fetch-depth: 0`)"
+            }
+        }
+    }
+}
+
+impl fmt::Display for MissingHistory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MissingHistory::NotAGitCheckout(why) => write!(f, "not in a git checkout ({why})"),
+            MissingHistory::ShallowClone => write!(f, "the repository is a shallow clone"),
+            MissingHistory::NeverCommitted => {
+                write!(f, "no commit touches the snapshots directory")
+            }
+        }
+    }
+}
+
+/// What [`check_with`] and [`bless_with`] do when the git history is incomplete.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HistoryMode {
+    /// Fail with [`CompatError::HistoryMissing`] (the default): a committed rewrite of a
+    /// released snapshot would otherwise pass.
+    #[default]
+    Require,
+    /// Check each snapshot against its own descriptor only, and say so in
+    /// [`Report::history_missing`] (`--self-consistency-only`).
+    AcceptSelfConsistency,
 }
 
 /// Why the checker itself failed (exit code 101).
@@ -206,6 +277,19 @@ pub enum CompatError {
     /// git failed.
     #[error("git: {0}")]
     Git(String),
+    /// The history of the snapshots directory is incomplete, and [`HistoryMode::Require`].
+    #[error(
+        "cannot check {dir} against its git history: {reason}; a committed rewrite of a \
+         released snapshot would pass unnoticed. To fix: {}. To accept a weaker check (each \
+         snapshot against its own descriptor only), pass --self-consistency-only",
+        reason.remedy()
+    )]
+    HistoryMissing {
+        /// The snapshots directory.
+        dir: PathBuf,
+        /// Why.
+        reason: MissingHistory,
+    },
     /// A snapshot file does not parse.
     #[error("{path}: not a snapshot file: {reason}")]
     BadSnapshot {
@@ -229,7 +313,7 @@ pub enum CompatError {
     #[error("cannot seal the golden file: {0}")]
     Envelope(EnvelopeError),
     /// Unknown command line.
-    #[error("usage: schema (check | bless), got {0:?}")]
+    #[error("usage: schema (check | bless) [--self-consistency-only], got {0:?}")]
     Usage(Vec<String>),
 }
 
@@ -241,17 +325,38 @@ pub fn golden_keyring() -> Keyring {
     Keyring::new(key)
 }
 
-/// Checks every rule against the snapshots directory.
+/// Checks every rule against the snapshots directory and its whole git history
+/// ([`HistoryMode::Require`]).
 pub fn check(entries: &[SchemaEntry], snapshots: &Path) -> Result<Report, CompatError> {
-    check::check(entries, snapshots, &golden_keyring())
+    check_with(entries, snapshots, HistoryMode::Require)
 }
 
-/// Writes the missing snapshot and golden files, then checks. Returns the files written.
+/// [`check`], with a choice of what to do when the git history is incomplete.
+pub fn check_with(
+    entries: &[SchemaEntry],
+    snapshots: &Path,
+    mode: HistoryMode,
+) -> Result<Report, CompatError> {
+    check::check(entries, snapshots, &golden_keyring(), mode)
+}
+
+/// Writes the missing snapshot and golden files, then checks ([`HistoryMode::Require`], except
+/// that a snapshots directory never committed is fine: its files are all new). Returns the
+/// files written.
 pub fn bless(
     entries: &[SchemaEntry],
     snapshots: &Path,
 ) -> Result<(Vec<PathBuf>, Report), CompatError> {
-    check::bless(entries, snapshots, &golden_keyring())
+    bless_with(entries, snapshots, HistoryMode::Require)
+}
+
+/// [`bless`], with a choice of what to do when the git history is incomplete.
+pub fn bless_with(
+    entries: &[SchemaEntry],
+    snapshots: &Path,
+    mode: HistoryMode,
+) -> Result<(Vec<PathBuf>, Report), CompatError> {
+    check::bless(entries, snapshots, &golden_keyring(), mode)
 }
 
 /// Exit code: no violation.
@@ -261,8 +366,10 @@ pub const EXIT_VIOLATIONS: u8 = 100;
 /// Exit code: the tool itself failed.
 pub const EXIT_TOOL_FAILURE: u8 = 101;
 
-/// The whole command line of a downstream `xtask schema`: `args` is `check` or `bless`; prints
-/// the report and returns exit code 0 (clean), 100 (violations) or 101 (tool failure).
+/// The whole command line of a downstream `xtask schema`: `args` is `check` or `bless`,
+/// optionally followed by `--self-consistency-only` ([`HistoryMode::AcceptSelfConsistency`]);
+/// prints the report and returns exit code 0 (clean), 100 (violations) or 101 (tool failure,
+/// including an incomplete git history without `--self-consistency-only`).
 pub fn main(
     entries: &[SchemaEntry],
     snapshots: &Path,
@@ -278,9 +385,14 @@ pub fn run(
     args: impl IntoIterator<Item = String>,
 ) -> u8 {
     let args: Vec<String> = args.into_iter().collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["check"] => check(entries, snapshots),
-        ["bless"] => bless(entries, snapshots).map(|(written, report)| {
+    let (words, mode) = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [cmd] => (Some(cmd), HistoryMode::Require),
+        [cmd, "--self-consistency-only"] => (Some(cmd), HistoryMode::AcceptSelfConsistency),
+        _ => (None, HistoryMode::Require),
+    };
+    let result = match words {
+        Some("check") => check_with(entries, snapshots, mode),
+        Some("bless") => bless_with(entries, snapshots, mode).map(|(written, report)| {
             for path in &written {
                 println!("blessed {}", path.display());
             }
@@ -294,11 +406,14 @@ pub fn run(
             EXIT_TOOL_FAILURE
         }
         Ok(report) => {
-            if !report.git_history {
+            if let Some(missing) = &report.history_missing {
+                let banner = "!".repeat(78);
                 eprintln!(
-                    "warning: {} is not in a git checkout: committed snapshots cannot be compared \
-                     with their history",
-                    snapshots.display()
+                    "{banner}\nwarning: GIT HISTORY NOT CHECKED for {}: {missing}.\nOnly each \
+                     snapshot's consistency with its own descriptor was verified: a committed \
+                     rewrite of a released snapshot would pass.\nTo check it: {}.\n{banner}",
+                    snapshots.display(),
+                    missing.remedy()
                 );
             }
             for v in &report.violations {
@@ -309,8 +424,13 @@ pub fn run(
                 .map(|e| e.name)
                 .collect::<std::collections::BTreeSet<_>>();
             if report.is_clean() {
+                let unchecked = if report.history_missing.is_some() {
+                    " (self-consistency only: git history NOT checked)"
+                } else {
+                    ""
+                };
                 println!(
-                    "schema check: {} states, {} versions: clean",
+                    "schema check: {} states, {} versions: clean{unchecked}",
                     states.len(),
                     entries.len()
                 );

@@ -9,7 +9,18 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Instant;
+
+/// The tests share one build directory, so one fixture binary (`debug/compat-fixture`, which
+/// knows its snapshots directory from its build): they run one at a time.
+static FIXTURE_BINARY: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    FIXTURE_BINARY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -94,8 +105,13 @@ impl Fixture {
 
     /// Runs `schema <cmd>`: exit code, and the rule IDs reported.
     fn run(&self, cmd: &str) -> (i32, BTreeSet<String>, String) {
+        self.run_args(&[cmd])
+    }
+
+    /// Runs `schema <args…>`: exit code, the rule IDs reported, and stdout + stderr.
+    fn run_args(&self, args: &[&str]) -> (i32, BTreeSet<String>, String) {
         let out = Command::new(target_dir().join("debug/compat-fixture"))
-            .arg(cmd)
+            .args(args)
             .current_dir(&self.dir)
             .output()
             .expect("run the fixture");
@@ -145,8 +161,24 @@ fn expect_only(fixture: &Fixture, cmd: &str, rule: &str) -> String {
     text
 }
 
+/// The rewritten tick v1 is reported as modified, its new layout as changed.
+fn expect_modified(fixture: &Fixture) {
+    let (code, rules, text) = fixture.run("check");
+    assert_eq!(code, 100, "{text}");
+    assert_eq!(
+        rules,
+        BTreeSet::from([
+            "SNAPSHOT_MODIFIED".to_string(),
+            "LAYOUT_CHANGED_WITHOUT_VERSION_BUMP".to_string()
+        ]),
+        "{text}"
+    );
+    assert!(text.contains("tick/v1.schema no longer matches"), "{text}");
+}
+
 #[test]
 fn checker_reports_each_mutation_as_its_rule() {
+    let _one = one_at_a_time();
     let started = Instant::now();
     let f = Fixture::new();
     git(&f.dir, &["init", "-q"]);
@@ -313,4 +345,111 @@ fn checker_reports_each_mutation_as_its_rule() {
         "schema checker fixture test: {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A committed rewrite of a released snapshot (layout changed, snapshot and golden file
+/// regenerated) is caught with the full history, but a shallow clone cannot see it: there the
+/// check must fail and say how to fetch the history, unless `--self-consistency-only` accepts
+/// the weaker check, loudly. The same for a copy without `.git` and a never-committed directory.
+#[test]
+fn incomplete_history_fails_unless_self_consistency_is_accepted() {
+    let _one = one_at_a_time();
+    let f = Fixture::new();
+    git(&f.dir, &["init", "-q"]);
+    f.build();
+    assert_eq!(f.run("bless").0, 0);
+    git(&f.dir, &["add", "."]);
+    git(&f.dir, &["commit", "-q", "-m", "bless"]);
+
+    // Rewrite tick v1 as if it had always been `bars: u64`: bless it on an unborn orphan
+    // branch (bless refuses to re-create a file `HEAD` knows), then commit the result on main.
+    f.mutate_lib("pub bars: u32,", "pub bars: u64,");
+    f.build();
+    git(&f.dir, &["checkout", "-q", "--orphan", "rewrite"]);
+    let tick = f.snapshot("tick");
+    std::fs::remove_dir_all(&tick).expect("remove tick");
+    let (code, _, text) = f.run("bless");
+    assert_eq!(code, 0, "{text}");
+    let rewritten: Vec<(PathBuf, Vec<u8>)> = f
+        .snapshots_bytes()
+        .into_iter()
+        .filter(|(p, _)| p.starts_with(&tick))
+        .collect();
+    let lib = std::fs::read(f.dir.join("src/lib.rs")).expect("lib.rs");
+    git(&f.dir, &["checkout", "-q", "-f", "main"]);
+    for (path, bytes) in &rewritten {
+        std::fs::write(path, bytes).expect("write");
+    }
+    std::fs::write(f.dir.join("src/lib.rs"), lib).expect("lib.rs");
+    git(&f.dir, &["add", "."]);
+    git(&f.dir, &["commit", "-q", "-m", "rewrite tick v1"]);
+    // With the whole history: caught (and the layout compared with the committed snapshot).
+    expect_modified(&f);
+
+    // A shallow clone at the fixture's path (the binary knows its snapshots directory from its
+    // build): the rewrite looks like the first commit.
+    let origin = f.dir.with_file_name("origin");
+    std::fs::rename(&f.dir, &origin).expect("move the repository aside");
+    let url = format!("file://{}", origin.display());
+    let clone = |depth: &[&str]| {
+        if f.dir.exists() {
+            std::fs::remove_dir_all(&f.dir).expect("remove the clone");
+        }
+        let mut args = vec!["clone", "-q"];
+        args.extend_from_slice(depth);
+        args.extend([url.as_str(), f.dir.to_str().expect("utf-8 path")]);
+        git(origin.parent().expect("tmp"), &args);
+    };
+    clone(&["--depth", "1"]);
+    let (code, rules, text) = f.run("check");
+    assert_eq!(code, 101, "a shallow clone must not pass:\n{text}");
+    assert!(rules.is_empty(), "{text}");
+    assert!(text.contains("shallow clone"), "{text}");
+    assert!(text.contains("git fetch --unshallow"), "{text}");
+    assert!(text.contains("fetch-depth: 0"), "{text}");
+    assert!(text.contains("--self-consistency-only"), "{text}");
+    // Accepted explicitly: passes (the rewrite is self-consistent), and says loudly what it
+    // did not check.
+    let (code, _, text) = f.run_args(&["check", "--self-consistency-only"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("GIT HISTORY NOT CHECKED"), "{text}");
+    assert!(text.contains("clean (self-consistency only"), "{text}");
+    // bless needs the history too (it must not re-create a file committed before the clone).
+    let (code, _, text) = f.run("bless");
+    assert_eq!(code, 101, "{text}");
+    assert!(text.contains("git fetch --unshallow"), "{text}");
+    // Doing what the message says finds the rewrite.
+    git(&f.dir, &["fetch", "-q", "--unshallow"]);
+    expect_modified(&f);
+
+    // A normal clone (what CI does) of the repository without the rewrite: clean.
+    git(&origin, &["revert", "--no-edit", "HEAD"]);
+    clone(&[]);
+    f.build();
+    let (code, rules, text) = f.run("check");
+    assert_eq!((code, rules.len()), (0, 0), "{text}");
+    assert!(text.contains("versions: clean\n"), "{text}");
+    assert!(!text.contains("NOT CHECKED"), "{text}");
+
+    // A copy without `.git`: no history at all.
+    std::fs::rename(f.dir.join(".git"), origin.join("clone-git")).expect("hide .git");
+    let (code, _, text) = f.run("check");
+    assert_eq!(code, 101, "{text}");
+    assert!(text.contains("not in a git checkout"), "{text}");
+    let (code, _, text) = f.run_args(&["check", "--self-consistency-only"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("GIT HISTORY NOT CHECKED"), "{text}");
+
+    // A repository in which the snapshots were never committed.
+    git(&f.dir, &["init", "-q"]);
+    let (code, _, text) = f.run("check");
+    assert_eq!(code, 101, "{text}");
+    assert!(
+        text.contains("no commit touches the snapshots directory"),
+        "{text}"
+    );
+    // bless may run there (every file is new), and writes nothing: all exist.
+    let (code, _, text) = f.run("bless");
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("blessed "), "{text}");
 }

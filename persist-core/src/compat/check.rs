@@ -7,7 +7,9 @@ use crate::Keyring;
 
 use super::history::History;
 use super::snapshot::{self, Snapshot};
-use super::{CompatError, Report, Rule, SchemaEntry, Violation, descriptor};
+use super::{
+    CompatError, HistoryMode, MissingHistory, Report, Rule, SchemaEntry, Violation, descriptor,
+};
 
 const DIFF_LIMIT: usize = 40;
 
@@ -187,12 +189,41 @@ fn violation(
     }
 }
 
-/// Runs every rule.
-pub fn check(entries: &[SchemaEntry], dir: &Path, ring: &Keyring) -> Result<Report, CompatError> {
+/// The history of `dir` as `mode` allows it: an error when it is incomplete and required
+/// (`bless` accepts a directory never committed: every file in it is new).
+fn history(dir: &Path, mode: HistoryMode, blessing: bool) -> Result<History, CompatError> {
     let history = History::of(dir)?;
+    match (history.missing(), mode) {
+        (None, _) => Ok(history),
+        (Some(MissingHistory::NeverCommitted), _) if blessing => Ok(history.accept_missing()),
+        (Some(_), HistoryMode::AcceptSelfConsistency) => Ok(history.accept_missing()),
+        (Some(reason), HistoryMode::Require) => Err(CompatError::HistoryMissing {
+            dir: dir.to_path_buf(),
+            reason: reason.clone(),
+        }),
+    }
+}
+
+/// Runs every rule.
+pub fn check(
+    entries: &[SchemaEntry],
+    dir: &Path,
+    ring: &Keyring,
+    mode: HistoryMode,
+) -> Result<Report, CompatError> {
+    check_against(entries, dir, ring, &history(dir, mode, false)?)
+}
+
+/// Runs every rule against `history`.
+fn check_against(
+    entries: &[SchemaEntry],
+    dir: &Path,
+    ring: &Keyring,
+    history: &History,
+) -> Result<Report, CompatError> {
     let mut report = Report {
         violations: Vec::new(),
-        git_history: history.available(),
+        history_missing: history.missing().cloned(),
     };
     for (name, list) in states(entries) {
         if let Some(v) = numbering(dir, name, &list)? {
@@ -200,7 +231,7 @@ pub fn check(entries: &[SchemaEntry], dir: &Path, ring: &Keyring) -> Result<Repo
             continue;
         }
         for e in list {
-            check_version(e, dir, ring, &history, &mut report.violations)?;
+            check_version(e, dir, ring, history, &mut report.violations)?;
         }
     }
     report.violations.extend(removed_states(entries, dir)?);
@@ -389,8 +420,10 @@ pub fn bless(
     entries: &[SchemaEntry],
     dir: &Path,
     ring: &Keyring,
+    mode: HistoryMode,
 ) -> Result<(Vec<PathBuf>, Report), CompatError> {
-    let history = History::of(dir)?;
+    // Read once, before writing: the files written are new, whatever git says of them after.
+    let history = history(dir, mode, true)?;
     let mut written = Vec::new();
     for (name, list) in states(entries) {
         if numbering(dir, name, &list)?.is_some() {
@@ -436,5 +469,5 @@ pub fn bless(
             }
         }
     }
-    Ok((written, check(entries, dir, ring)?))
+    Ok((written, check_against(entries, dir, ring, &history)?))
 }
