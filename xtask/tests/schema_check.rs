@@ -261,6 +261,12 @@ fn checker_reports_each_mutation_as_its_rule() {
             "Short,\n    Long,",
             "~ side::Long: variant #0 -> variant #1",
         ),
+        (
+            "reordered fields of an enum variant",
+            "Open { qty: f64, price: f64 }",
+            "Open { price: f64, qty: f64 }",
+            "~ action::Open.price: moved from field 1 to 0",
+        ),
     ];
     for (what, from, to, diff_line) in layout_mutations {
         f.mutate_lib(from, to);
