@@ -21,10 +21,15 @@
 //!   as text (reviewable in a diff);
 //! - `<name>/vN.pst`: a golden generation of the version's [`Sample`] value, sealed with
 //!   [`golden_keyring`], a fixed **test** key kept in the source (it proves nothing about
-//!   authenticity; it only lets the files be opened).
+//!   authenticity; it only lets the files be opened);
+//! - `<name>/vN.expected.txt`: the value the golden file loads as (decoded and migrated into the
+//!   current version), as its `{:#?}` `Debug` rendering, so a migration that produces another
+//!   value is caught, not only one that fails.
 //!
 //! [`bless`] writes the missing ones and never changes or re-creates an existing or committed
-//! one: they are immutable history, and a changed layout needs a new version.
+//! snapshot or golden file: they are immutable history, and a changed layout needs a new
+//! version. An expected value depends on the current version too: `bless` re-records it only
+//! when it was recorded for another current version.
 //!
 //! # Rules of [`check`]
 //!
@@ -46,6 +51,7 @@
 
 mod check;
 mod descriptor;
+mod expected;
 mod history;
 mod snapshot;
 
@@ -88,12 +94,16 @@ pub struct SchemaEntry {
     pub encode_sample: fn() -> Result<AlignedVec, CodecError>,
     /// Decodes a payload of a version into the current type, through the chain.
     pub load: fn(u32, &[u8]) -> Result<Vec<MigrationStep>, CodecError>,
+    /// Decodes a payload of a version into the current type, through the chain, and renders
+    /// the value with `{:#?}` (the golden file's expected value).
+    pub load_debug: fn(u32, &[u8]) -> Result<String, CodecError>,
 }
 
 impl SchemaEntry {
     /// The entry of version type `T` of a state whose current type is `C` (`T` = `C` for the
-    /// current version).
-    pub fn of<T: Persist + Sample, C: Persist>() -> Self {
+    /// current version). `C`'s `Debug` rendering is the golden files' expected value: it must be
+    /// deterministic (derived `Debug` is, except over a `HashMap` or `HashSet`).
+    pub fn of<T: Persist + Sample, C: Persist + fmt::Debug>() -> Self {
         SchemaEntry {
             name: T::NAME,
             version: T::VERSION,
@@ -108,6 +118,9 @@ impl SchemaEntry {
             },
             encode_sample: || T::sample().encode(),
             load: |version, payload| C::decode(version, payload).map(|d| d.migrations),
+            load_debug: |version, payload| {
+                C::decode(version, payload).map(|d| format!("{:#?}", d.value))
+            },
         }
     }
 }
@@ -126,7 +139,11 @@ pub enum Rule {
     MissingMigration,
     /// A golden file does not load through the chain into the current type.
     GoldenDoesNotLoad,
-    /// A version has no snapshot or golden file yet.
+    /// A golden file loads as another value than its recorded expected value (`vN.expected.txt`):
+    /// a migration or decoder changed what old generations become.
+    GoldenValueChanged,
+    /// A version has no snapshot, golden file or expected value yet (or its expected value was
+    /// recorded for another current version).
     NewVersionNotBlessed,
 }
 
@@ -139,6 +156,7 @@ impl Rule {
             Rule::VersionGapOrDuplicate => "VERSION_GAP_OR_DUPLICATE",
             Rule::MissingMigration => "MISSING_MIGRATION",
             Rule::GoldenDoesNotLoad => "GOLDEN_DOES_NOT_LOAD",
+            Rule::GoldenValueChanged => "GOLDEN_VALUE_CHANGED",
             Rule::NewVersionNotBlessed => "NEW_VERSION_NOT_BLESSED",
         }
     }
@@ -340,7 +358,8 @@ pub fn check_with(
     check::check(entries, snapshots, &golden_keyring(), mode)
 }
 
-/// Writes the missing snapshot and golden files, then checks ([`HistoryMode::Require`], except
+/// Writes the missing snapshot, golden and expected-value files (and re-records expected values
+/// recorded for another current version), then checks ([`HistoryMode::Require`], except
 /// that a snapshots directory never committed is fine: its files are all new). Returns the
 /// files written.
 pub fn bless(

@@ -227,6 +227,31 @@ fn check_without_git_history_uses_self_consistency() {
     assert_eq!(rules, [compat::Rule::SnapshotModified]);
     std::fs::write(&snap, text).expect("restore");
 
+    // The committed expected value of a migrated golden file: a changed value is reported.
+    let expected = dir.join("position/v1.expected.txt");
+    let text = std::fs::read_to_string(&expected).expect("read");
+    assert!(
+        text.contains("current_version: 2\n---\nPositionState {"),
+        "{text}"
+    );
+    std::fs::write(
+        &expected,
+        text.replace("bars_held: 244,", "bars_held: 245,"),
+    )
+    .expect("write");
+    let report = compat::check_with(&all(), &dir, weak).expect("check");
+    let rules: Vec<_> = report
+        .violations
+        .iter()
+        .map(|v| (v.rule, v.version))
+        .collect();
+    assert_eq!(rules, [(compat::Rule::GoldenValueChanged, 1)]);
+    assert_eq!(
+        report.violations[0].diff,
+        ["- 6:     bars_held: 245,", "+ 6:     bars_held: 244,"]
+    );
+    std::fs::write(&expected, text).expect("restore");
+
     let golden = dir.join("exit_agent/v1.pst");
     let mut bytes = std::fs::read(&golden).expect("read");
     bytes[100] ^= 0x40;

@@ -131,6 +131,11 @@ impl Fixture {
         std::fs::write(self.dir.join("src/lib.rs"), self.lib.replace(from, to)).expect("write");
     }
 
+    /// Sets src/lib.rs back to the original.
+    fn restore_lib(&self) {
+        std::fs::write(self.dir.join("src/lib.rs"), &self.lib).expect("write");
+    }
+
     fn snapshot(&self, name: &str) -> PathBuf {
         self.dir.join("snapshots").join(name)
     }
@@ -197,8 +202,8 @@ fn checker_reports_each_mutation_as_its_rule() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(
         f.snapshots_bytes().len(),
-        6,
-        "agent v1, v2 and tick v1: .schema and .pst"
+        9,
+        "agent v1, v2 and tick v1: .schema, .pst and .expected.txt"
     );
     git(&f.dir, &["add", "."]);
     git(&f.dir, &["commit", "-q", "-m", "bless"]);
@@ -315,6 +320,58 @@ fn checker_reports_each_mutation_as_its_rule() {
     let text = expect_only(&f, "check", "GOLDEN_DOES_NOT_LOAD");
     assert!(text.contains("epsilon 0.25 above 0.1"), "{text}");
 
+    // GOLDEN_VALUE_CHANGED: the migration swaps two fields. The v1 golden file still loads, as
+    // another value than its committed expected value; bless does not re-record it.
+    f.mutate_lib(
+        "alpha: f64::from(old.epsilon), gamma: 0.99,",
+        "alpha: 0.99, gamma: f64::from(old.epsilon),",
+    );
+    f.build();
+    let text = expect_only(&f, "check", "GOLDEN_VALUE_CHANGED");
+    assert!(
+        text.contains("agent v1: the golden file v1.pst loads into v2"),
+        "{text}"
+    );
+    for line in [
+        "- 8:     alpha: 0.25,",
+        "- 9:     gamma: 0.99,",
+        "+ 8:     alpha: 0.99,",
+        "+ 9:     gamma: 0.25,",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+    let (code, rules, text) = f.run("bless");
+    assert_eq!(code, 100, "{text}");
+    assert_eq!(
+        rules,
+        BTreeSet::from(["GOLDEN_VALUE_CHANGED".into()]),
+        "{text}"
+    );
+    assert_eq!(f.snapshots_bytes(), committed, "bless re-recorded a value");
+
+    // An expected value missing, or recorded for another current version: bless (re-)records
+    // it, as committed.
+    f.restore_lib();
+    f.build();
+    let expected = f.snapshot("agent/v1.expected.txt");
+    let recorded = std::fs::read_to_string(&expected).expect("read");
+    std::fs::remove_file(&expected).expect("delete");
+    expect_only(&f, "check", "NEW_VERSION_NOT_BLESSED");
+    std::fs::write(
+        &expected,
+        recorded.replace("current_version: 2", "current_version: 1"),
+    )
+    .expect("write");
+    let text = expect_only(&f, "check", "NEW_VERSION_NOT_BLESSED");
+    assert!(text.contains("loaded into v1 -> v2"), "{text}");
+    let (code, _, text) = f.run("bless");
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("blessed ") && text.contains("agent/v1.expected.txt"),
+        "{text}"
+    );
+    assert_eq!(f.snapshots_bytes(), committed);
+
     // NEW_VERSION_NOT_BLESSED: a new state, then blessed: clean again, history untouched.
     let new_state = "#[persist(name = \"fill\", version = 1)]\n#[derive(Clone, Debug, PartialEq)]\n\
                      pub struct Fill { pub qty: f64 }\n\
@@ -330,7 +387,9 @@ fn checker_reports_each_mutation_as_its_rule() {
     let (code, _, text) = f.run("bless");
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("fill/v1.schema") && text.contains("fill/v1.pst"),
+        text.contains("fill/v1.schema")
+            && text.contains("fill/v1.pst")
+            && text.contains("fill/v1.expected.txt"),
         "{text}"
     );
     assert_eq!(f.run("check").0, 0);
