@@ -14,7 +14,6 @@
 pub mod backend;
 pub mod checkpoint;
 pub mod codec;
-pub mod compat;
 pub mod encoded;
 pub mod envelope;
 pub mod key;

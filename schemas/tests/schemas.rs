@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use persist_core::compat::{self, Sample};
+use persist_compat::{self as compat, Sample};
 use persist_core::envelope::{self, Expect};
 use persist_core::{MigrationStep, Persist};
 use persist_schemas::history::{ExitAgentStateV1, PositionStateV1, ReplayBufferStateV1};

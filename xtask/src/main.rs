@@ -16,13 +16,13 @@ fn main() -> ExitCode {
         Some("schema") => {
             let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
             let snapshots = xtask.parent().unwrap_or(xtask).join("schemas/snapshots");
-            persist_core::compat::main(&persist_schemas::all(), &snapshots, args)
+            persist_compat::main(&persist_schemas::all(), &snapshots, args)
         }
         other => {
             eprintln!(
                 "usage: cargo xtask schema (check | bless) [--self-consistency-only], got {other:?}"
             );
-            ExitCode::from(persist_core::compat::EXIT_TOOL_FAILURE)
+            ExitCode::from(persist_compat::EXIT_TOOL_FAILURE)
         }
     }
 }

@@ -72,6 +72,10 @@ impl Fixture {
             .replace(
                 "@PERSIST_CORE@",
                 &workspace().join("persist-core").display().to_string(),
+            )
+            .replace(
+                "@PERSIST_COMPAT@",
+                &workspace().join("compat").display().to_string(),
             );
         std::fs::write(dir.join("Cargo.toml"), manifest).expect("write manifest");
         std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock");

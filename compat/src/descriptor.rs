@@ -1,4 +1,4 @@
-//! Parses layout descriptors (see [`crate::layout`]) into field paths, and diffs two of them.
+//! Parses layout descriptors (see [`persist_core::layout`]) into field paths, and diffs two of them.
 
 use std::collections::HashMap;
 

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::envelope::{self, Expect, Header};
-use crate::{Fingerprint, Keyring, RkyvFormat};
+use persist_core::envelope::{self, Expect, Header};
+use persist_core::{Fingerprint, Keyring, RkyvFormat};
 
 use super::{CompatError, SchemaEntry, descriptor};
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::Keyring;
+use persist_core::Keyring;
 
 use super::expected;
 use super::history::History;

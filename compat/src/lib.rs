@@ -1,5 +1,8 @@
-//! Schema compatibility checking: snapshots of every state's layout, golden generations of every
-//! version, and the rules that stop a release from breaking old generations.
+//! Schema compatibility checking for persist: snapshots of every state's layout, golden
+//! generations of every version, and the rules that stop a release from breaking old
+//! generations. A development tool (run by `cargo xtask schema check|bless`), kept out of
+//! `persist-core`, which a running program links; it uses only `persist-core`'s public API
+//! (layout descriptors, fingerprints, the envelope and the `Persist` trait).
 //!
 //! A crate that defines states lists them in a registry (a `Vec<SchemaEntry>`, one
 //! [`SchemaEntry::of`] per state *and* version), and its `xtask` hands it to [`main`]:
@@ -9,7 +12,7 @@
 //! fn main() -> std::process::ExitCode {
 //!     let snapshots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/snapshots");
 //!     # let my_schemas_all = Vec::new;
-//!     persist_core::compat::main(&my_schemas_all(), &snapshots, std::env::args().skip(1))
+//!     persist_compat::main(&my_schemas_all(), &snapshots, std::env::args().skip(1))
 //! }
 //! ```
 //!
@@ -49,6 +52,9 @@
 //! migration path is missing, is not also reported as not loading; a state whose version
 //! numbering is wrong gets only `VERSION_GAP_OR_DUPLICATE`.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod check;
 mod descriptor;
 mod expected;
@@ -59,10 +65,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use rkyv::util::AlignedVec;
+use persist_core::rkyv::util::AlignedVec;
 
-use crate::envelope::EnvelopeError;
-use crate::{CodecError, Fingerprint, Key, Keyring, MigrationStep, Persist};
+use persist_core::envelope::EnvelopeError;
+use persist_core::{CodecError, Fingerprint, Key, Keyring, MigrationStep, Persist};
 
 pub use descriptor::{FieldLine, diff as descriptor_diff, flatten as descriptor_fields};
 
