@@ -15,7 +15,6 @@ pub mod backend;
 pub mod check;
 pub mod checkpoint;
 pub mod codec;
-pub mod compat;
 pub mod encoded;
 pub mod envelope;
 pub mod generation;

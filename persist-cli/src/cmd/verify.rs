@@ -9,8 +9,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use persist_compat::SchemaEntry;
 use persist_core::Store;
-use persist_core::compat::SchemaEntry;
 use persist_core::envelope::{HEADER_LEN, TAG_LEN};
 use persist_core::generation::GenerationInfo;
 use serde::Serialize;
