@@ -27,19 +27,28 @@ pub(crate) enum Class {
     Corrupt,
     /// Authentic (or unknown) and unusable by this program: never deleted.
     Keep(RejectKind),
+    /// Not an object the store wrote (a directory or special file at a generation's name):
+    /// neither counted nor deleted.
+    NotOurs,
 }
 
-/// Applies retention to the state of `schema` and returns the sequence numbers deleted.
+/// Applies retention to the state of `schema` and returns the sequence numbers deleted, and
+/// the first failure if any (a failed delete does not stop the others).
 pub(crate) fn apply(
     store: &Store,
     schema: &Schema,
     book: &mut StateBook,
-) -> Result<Vec<u64>, BackendError> {
+) -> (Vec<u64>, Option<BackendError>) {
     let name = schema.name();
     let retain = store.config().retain;
     let mut kept = 0usize;
     let mut deleted = Vec::new();
-    for generation in store.listing(name)?.generations.iter().rev() {
+    let mut failure = None;
+    let listing = match store.listing(name) {
+        Ok(listing) => listing,
+        Err(e) => return (deleted, Some(e)),
+    };
+    for generation in listing.generations.iter().rev() {
         let class = match book.known.get(&generation.sequence) {
             Some(&class) => class,
             None => match classify(store, schema, generation) {
@@ -58,10 +67,15 @@ pub(crate) fn apply(
                 tracing::debug!(name, sequence = generation.sequence, %kind, "retention keeps a generation it cannot load");
             }
             Class::Corrupt if kept < retain => {}
+            Class::NotOurs => {}
             Class::Loadable | Class::Corrupt => {
                 match store.backend().delete(&generation.key) {
                     Ok(()) | Err(BackendError::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(name, sequence = generation.sequence, error = %e, "retention could not delete a generation");
+                        failure.get_or_insert(e);
+                        continue;
+                    }
                 }
                 book.known.remove(&generation.sequence);
                 tracing::debug!(
@@ -74,7 +88,7 @@ pub(crate) fn apply(
             }
         }
     }
-    Ok(deleted)
+    (deleted, failure)
 }
 
 /// Checks one generation as a load would; `None` if it vanished.
@@ -82,6 +96,7 @@ fn classify(store: &Store, schema: &Schema, generation: &GenerationInfo) -> Opti
     match store.check(schema, generation) {
         Ok(_) => Some(Class::Loadable),
         Err(RejectReason::Read(BackendError::NotFound { .. })) => None,
+        Err(RejectReason::Read(BackendError::NotAnObject { .. })) => Some(Class::NotOurs),
         Err(reason) => Some(match reason.kind() {
             RejectKind::Corrupt => Class::Corrupt,
             kind => Class::Keep(kind),

@@ -328,14 +328,11 @@ impl Store {
         book.known.insert(sequence, Class::Loadable);
         tracing::debug!(name, sequence, bytes = total, "generation saved");
 
-        let (deleted, retention_error) =
-            match crate::retention::apply(self, &encoded.schema, &mut book) {
-                Ok(deleted) => (deleted, None),
-                Err(e) => {
-                    tracing::warn!(name, error = %e, "retention failed; the save stands");
-                    (Vec::new(), Some(e.to_string()))
-                }
-            };
+        let (deleted, failure) = crate::retention::apply(self, &encoded.schema, &mut book);
+        let retention_error = failure.map(|e| {
+            tracing::warn!(name, error = %e, "retention failed; the save stands");
+            e.to_string()
+        });
         Ok(SaveReceipt {
             sequence,
             bytes: total,

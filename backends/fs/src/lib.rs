@@ -258,7 +258,10 @@ impl FsBackend {
 
     fn io_error(&self, op: &'static str, key: &str, source: io::Error) -> BackendError {
         if source.raw_os_error() == Some(libc_enospc())
-            || source.kind() == io::ErrorKind::StorageFull
+            || matches!(
+                source.kind(),
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+            )
         {
             return BackendError::NoSpace {
                 location: self.location(),
