@@ -248,6 +248,53 @@ fn demo_with_another_key_refuses_and_deletes_nothing() {
 }
 
 #[test]
+fn list_exits_1_when_a_state_has_no_valid_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 2000, 1000);
+    let (store, key) = store_and_key(dir.path());
+    persist_run(&["list", s(&store), "--key", s(&key)]).assert_code(0);
+    for f in generation_files(dir.path()) {
+        flip_byte(&f, 200);
+    }
+    let r = persist_run(&["list", s(&store), "--key", s(&key)]);
+    r.assert_code(1);
+    assert!(r.stdout.contains("NO VALID GENERATION"), "{}", r.stdout);
+    assert!(r.stdout.contains("FAILED (corrupt)"), "{}", r.stdout);
+    let j = persist_run(&["list", s(&store), "--key", s(&key), "--json"]);
+    j.assert_code(1);
+    assert_eq!(j.json()["states"][0]["generations"][0]["kind"], "corrupt");
+}
+
+#[test]
+fn demo_names_the_space_reserve_when_the_disk_is_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = (u64::MAX / 4).to_string();
+    let r = persist_run(&[
+        "demo",
+        "--dir",
+        s(dir.path()),
+        "--steps",
+        "100",
+        "--space-reserve",
+        &huge,
+    ]);
+    r.assert_code(2);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("StoreConfig::space_reserve"), "{all}");
+    // The demo can lower it.
+    persist_run(&[
+        "demo",
+        "--dir",
+        s(dir.path()),
+        "--steps",
+        "100",
+        "--space-reserve",
+        "0",
+    ])
+    .assert_code(0);
+}
+
+#[test]
 fn demo_refuses_an_insecure_key_file() {
     let dir = tempfile::tempdir().unwrap();
     demo(dir.path(), 100, 100);
