@@ -1,0 +1,9 @@
+#![no_main]
+//! The `header` target: see `fuzz/logic/core.rs` and `docs/FUZZING.md`.
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../logic/core.rs"]
+mod logic;
+
+fuzz_target!(|data: &[u8]| logic::header(data));

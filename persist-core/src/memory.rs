@@ -1,0 +1,253 @@
+//! [`MemoryBackend`]: a [`Backend`] that keeps objects in memory, for tests, fuzzing and
+//! examples.
+//!
+//! It gives the guarantees of [`crate::backend`] that make sense without a disk: create-only
+//! puts, all-or-nothing visibility on commit, listings sorted by key, no litter from a dropped
+//! object. "Durable" means "until the last clone of the backend is dropped".
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use rkyv::util::AlignedVec;
+
+use crate::backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
+
+type Objects = BTreeMap<String, Arc<AlignedVec>>;
+
+/// Objects in a `BTreeMap` behind a mutex. Clones share the same objects, so a test can keep a
+/// handle to a backend it gave to a [`crate::Store`].
+///
+/// ```
+/// use persist_core::{Backend, BackendError, MemoryBackend};
+/// let backend = MemoryBackend::new();
+/// backend.put_new("q/00000000000000000001.pst", &[b"head", b"tail"]).unwrap();
+/// assert_eq!(&*backend.get("q/00000000000000000001.pst").unwrap(), b"headtail");
+/// // Create-only: a second put of the same key fails and leaves the first object alone.
+/// let again = backend.insert_raw("q/00000000000000000001.pst", b"other");
+/// assert!(matches!(again, Err(BackendError::AlreadyExists { .. })));
+/// assert_eq!(backend.list("q/").unwrap().len(), 1);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct MemoryBackend {
+    objects: Arc<Mutex<Objects>>,
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores `bytes` under `key`. This bypasses nothing: it is [`Backend::put_new`] with one
+    /// part, so it fails with [`BackendError::AlreadyExists`] if the key is taken. Handy for
+    /// planting hand-made or corrupted generations in tests and fuzz targets.
+    pub fn insert_raw(&self, key: &str, bytes: &[u8]) -> Result<(), BackendError> {
+        self.put_new(key, &[bytes])
+    }
+
+    fn objects(&self) -> MutexGuard<'_, Objects> {
+        // Every critical section leaves the map consistent, so a panic elsewhere while the lock
+        // was held does not invalidate it.
+        self.objects.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn already_exists(&self, key: &str) -> BackendError {
+        BackendError::AlreadyExists {
+            location: self.location(),
+            key: key.to_string(),
+        }
+    }
+}
+
+/// An object being written: invisible until [`NewObject::commit`] inserts it whole.
+struct MemoryObject<'a> {
+    backend: &'a MemoryBackend,
+    key: String,
+    bytes: AlignedVec,
+}
+
+impl NewObject for MemoryObject<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), BackendError> {
+        let MemoryObject {
+            backend,
+            key,
+            bytes,
+        } = *self;
+        let mut objects = backend.objects();
+        if objects.contains_key(&key) {
+            return Err(backend.already_exists(&key));
+        }
+        objects.insert(key, Arc::new(bytes));
+        Ok(())
+    }
+}
+
+/// A committed object shared without copying (objects are never modified once committed).
+struct Shared(Arc<AlignedVec>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn location(&self) -> String {
+        "memory".to_string()
+    }
+
+    fn begin_put(&self, key: &str) -> Result<Box<dyn NewObject + '_>, BackendError> {
+        // Checked again at commit: another writer may take the key meanwhile.
+        if self.objects().contains_key(key) {
+            return Err(self.already_exists(key));
+        }
+        Ok(Box::new(MemoryObject {
+            backend: self,
+            key: key.to_string(),
+            bytes: AlignedVec::new(),
+        }))
+    }
+
+    fn get(&self, key: &str) -> Result<ObjectBytes, BackendError> {
+        let object = self.objects().get(key).cloned();
+        match object {
+            Some(bytes) => Ok(ObjectBytes::copy_from(&bytes)),
+            None => Err(BackendError::NotFound {
+                location: self.location(),
+                key: key.to_string(),
+            }),
+        }
+    }
+
+    /// Shares the committed buffer instead of copying it (the in-memory analogue of a map).
+    fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
+        let object = self.objects().get(key).cloned();
+        match object {
+            Some(bytes) => Ok(ObjectBytes::mapped(Box::new(Shared(bytes)))),
+            None => Err(BackendError::NotFound {
+                location: self.location(),
+                key: key.to_string(),
+            }),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError> {
+        let objects = self.objects();
+        Ok(objects
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, bytes)| ObjectMeta {
+                key: key.clone(),
+                size: bytes.len() as u64,
+            })
+            .collect())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), BackendError> {
+        match self.objects().remove(key) {
+            Some(_) => Ok(()),
+            None => Err(BackendError::NotFound {
+                location: self.location(),
+                key: key.to_string(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_only() {
+        let b = MemoryBackend::new();
+        b.put_new("s/1", &[b"one"]).unwrap();
+        assert!(matches!(
+            b.put_new("s/1", &[b"two"]),
+            Err(BackendError::AlreadyExists { .. })
+        ));
+        assert!(matches!(
+            b.begin_put("s/1").map(|_| ()),
+            Err(BackendError::AlreadyExists { .. })
+        ));
+        assert_eq!(&*b.get("s/1").unwrap(), b"one");
+    }
+
+    #[test]
+    fn racing_writers_one_wins() {
+        let b = MemoryBackend::new();
+        let mut first = b.begin_put("s/1").unwrap();
+        let mut second = b.begin_put("s/1").unwrap();
+        first.write(b"first").unwrap();
+        second.write(b"second").unwrap();
+        second.commit().unwrap();
+        assert!(matches!(
+            first.commit(),
+            Err(BackendError::AlreadyExists { .. })
+        ));
+        assert_eq!(&*b.get("s/1").unwrap(), b"second");
+    }
+
+    #[test]
+    fn visible_only_after_commit_and_dropped_leaves_nothing() {
+        let b = MemoryBackend::new();
+        let mut obj = b.begin_put("s/1").unwrap();
+        obj.write(b"part").unwrap();
+        assert!(b.list("s/").unwrap().is_empty());
+        assert!(matches!(b.get("s/1"), Err(BackendError::NotFound { .. })));
+        drop(obj);
+        assert!(b.list("").unwrap().is_empty());
+        // The key is free again.
+        b.put_new("s/1", &[b"a", b"b"]).unwrap();
+        assert_eq!(&*b.get("s/1").unwrap(), b"ab");
+    }
+
+    #[test]
+    fn list_sorted_and_prefixed() {
+        let b = MemoryBackend::new();
+        for key in ["s/3", "t/1", "s/1", "s/2", "r/9", "s0"] {
+            b.insert_raw(key, key.as_bytes()).unwrap();
+        }
+        let keys: Vec<_> = b.list("s/").unwrap().into_iter().map(|m| m.key).collect();
+        assert_eq!(keys, ["s/1", "s/2", "s/3"]);
+        assert_eq!(b.list("s/").unwrap()[0].size, 3);
+        assert_eq!(b.list("").unwrap().len(), 6);
+    }
+
+    #[test]
+    fn delete_missing_is_not_found() {
+        let b = MemoryBackend::new();
+        assert!(matches!(
+            b.delete("s/1"),
+            Err(BackendError::NotFound { .. })
+        ));
+        b.insert_raw("s/1", b"x").unwrap();
+        b.delete("s/1").unwrap();
+        assert!(matches!(
+            b.delete("s/1"),
+            Err(BackendError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn bytes_are_aligned_and_clones_share() {
+        let b = MemoryBackend::new();
+        let handle = b.clone();
+        b.insert_raw("s/1", &[1; 33]).unwrap();
+        for bytes in [
+            handle.get("s/1").unwrap(),
+            handle.get_mapped("s/1").unwrap(),
+        ] {
+            assert_eq!(bytes.as_ptr() as usize % 16, 0);
+            assert_eq!(&*bytes, &[1; 33]);
+        }
+    }
+}
