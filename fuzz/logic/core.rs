@@ -15,10 +15,10 @@ use std::sync::OnceLock;
 use persist_core::envelope::{
     self, Expect, HEADER_LEN, Header, MAX_NAME_LEN, TAG_LEN, open, open_with, seal, validate_name,
 };
-use persist_core::store::generation_key;
+use persist_core::generation::generation_key;
 use persist_core::{
-    Backend, Key, Keyring, LoadError, MemoryBackend, OpenError, Persist, RkyvFormat, Store,
-    StoreConfig, persist,
+    Backend, Key, Keyring, LoadError, MemoryBackend, OpenError, Persist, RejectKind, RkyvFormat,
+    Store, StoreConfig, persist,
 };
 
 /// The fixed key every target signs and verifies with.
@@ -442,7 +442,23 @@ fn store_with(data: &[u8]) -> (Store, usize) {
 fn check_load_error(error: &LoadError, generations: usize) {
     let _ = error.to_string();
     match error {
-        LoadError::AllInvalid { rejected, .. } => assert_eq!(rejected.len(), generations),
+        // Every generation corrupt: each one walked past and reported.
+        LoadError::AllInvalid { rejected, .. } => {
+            assert_eq!(rejected.len(), generations);
+            assert!(rejected.iter().all(|r| r.kind() == RejectKind::Corrupt));
+        }
+        // Stopped at an authentic generation it cannot use, after walking past corrupt ones.
+        LoadError::Blocked {
+            kind,
+            generation,
+            rejected,
+            ..
+        } => {
+            assert_ne!(*kind, RejectKind::Corrupt);
+            assert_eq!(generation.kind(), *kind);
+            assert!(rejected.len() < generations);
+            assert!(rejected.iter().all(|r| r.kind() == RejectKind::Corrupt));
+        }
         other => panic!("unexpected load error with {generations} generations: {other:?}"),
     }
 }

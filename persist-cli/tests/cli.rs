@@ -183,7 +183,7 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
 }
 
 #[test]
-fn demo_starts_fresh_when_every_generation_is_invalid() {
+fn demo_never_starts_fresh_because_every_generation_failed() {
     let dir = tempfile::tempdir().unwrap();
     demo(dir.path(), 2000, 1000);
     let files = generation_files(dir.path());
@@ -191,20 +191,107 @@ fn demo_starts_fresh_when_every_generation_is_invalid() {
     for f in &files {
         flip_byte(f, 200);
     }
-    let r = demo(dir.path(), 1000, 1000);
-    assert!(
-        r.stdout.contains("all 2 generations of demo_agent"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("HMAC tag does not verify"),
-        "{}",
-        r.stdout
-    );
-    assert!(r.stdout.contains("starting fresh"), "{}", r.stdout);
+    // Months of learning must not silently restart: the demo refuses and says why.
+    let args = [
+        "demo",
+        "--dir",
+        s(dir.path()),
+        "--steps",
+        "1000",
+        "--save-every",
+        "1000",
+    ];
+    let r = persist_run(&args);
+    r.assert_code(2);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("all 2 generations of demo_agent"), "{all}");
+    assert!(all.contains("HMAC tag does not verify"), "{all}");
+    assert!(!r.stdout.contains("starting fresh"), "{}", r.stdout);
+    assert_eq!(generation_files(dir.path()).len(), 2, "nothing written");
+    // An explicit flag forces it.
+    let mut forced = args.to_vec();
+    forced.push("--fresh");
+    let r = persist_run(&forced);
+    r.assert_code(0);
+    assert!(r.stdout.contains("--fresh: starting fresh"), "{}", r.stdout);
     assert!(r.stdout.contains("saved generation 3: "), "{}", r.stdout);
     assert_eq!(field(&r.stdout, "done: step "), "1000");
+}
+
+#[test]
+fn demo_with_another_key_refuses_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 3000, 1000);
+    let before = generation_files(dir.path());
+    let other = dir.path().join("other.key");
+    persist_run(&["keygen", "--out", s(&other)]).assert_code(0);
+    let r = persist_run(&[
+        "--key",
+        s(&other),
+        "demo",
+        "--dir",
+        s(dir.path()),
+        "--steps",
+        "1000",
+        "--save-every",
+        "1000",
+    ]);
+    r.assert_code(2);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("foreign"), "{all}");
+    assert!(all.contains("verify-only"), "{all}");
+    assert_eq!(
+        generation_files(dir.path()),
+        before,
+        "nothing written or deleted"
+    );
+}
+
+#[test]
+fn list_exits_1_when_a_state_has_no_valid_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 2000, 1000);
+    let (store, key) = store_and_key(dir.path());
+    persist_run(&["list", s(&store), "--key", s(&key)]).assert_code(0);
+    for f in generation_files(dir.path()) {
+        flip_byte(&f, 200);
+    }
+    let r = persist_run(&["list", s(&store), "--key", s(&key)]);
+    r.assert_code(1);
+    assert!(r.stdout.contains("NO VALID GENERATION"), "{}", r.stdout);
+    assert!(r.stdout.contains("FAILED (corrupt)"), "{}", r.stdout);
+    let j = persist_run(&["list", s(&store), "--key", s(&key), "--json"]);
+    j.assert_code(1);
+    assert_eq!(j.json()["states"][0]["generations"][0]["kind"], "corrupt");
+}
+
+#[test]
+fn demo_names_the_space_reserve_when_the_disk_is_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = (u64::MAX / 4).to_string();
+    let r = persist_run(&[
+        "demo",
+        "--dir",
+        s(dir.path()),
+        "--steps",
+        "100",
+        "--space-reserve",
+        &huge,
+    ]);
+    r.assert_code(2);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("StoreConfig::space_reserve"), "{all}");
+    // The demo can lower it.
+    persist_run(&[
+        "demo",
+        "--dir",
+        s(dir.path()),
+        "--steps",
+        "100",
+        "--space-reserve",
+        "0",
+    ])
+    .assert_code(0);
 }
 
 #[test]
@@ -607,14 +694,16 @@ fn verify_decodes_the_states_this_build_knows() {
         .unwrap();
     assert_eq!(position["ok"], false);
     assert_eq!(position["failed"][0]["sequence"], 99);
+    assert_eq!(position["failed"][0]["kind"], "undecodable");
     let error = position["failed"][0]["error"].as_str().unwrap();
     assert!(error.starts_with("payload:"), "{error}");
-    assert!(position["newest_valid"].as_u64().unwrap() < 99);
+    // Authentic but undecodable: a load stops there, and so does verify.
+    assert!(position["newest_valid"].is_null(), "{position}");
+    let text = persist_run(&["verify", s(&store), "--key", s(&key)]);
+    text.assert_code(1);
     assert!(
-        position["payload"]
-            .as_str()
-            .unwrap()
-            .starts_with("decoded as position v2"),
-        "{position}"
+        text.stdout.contains("a load stops at generation 99"),
+        "{}",
+        text.stdout
     );
 }

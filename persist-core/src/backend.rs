@@ -64,6 +64,18 @@ pub enum BackendError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// Something that is not an object sits at the key (a directory, FIFO, device or symbolic
+    /// link where a backend keeps regular files). It is listed, so that sequence numbers skip
+    /// it, but it is never read.
+    #[error("{key} in {location} is not a regular file but a {what}")]
+    NotAnObject {
+        /// The backend's location.
+        location: String,
+        /// The key.
+        key: String,
+        /// What is there instead (`directory`, `FIFO`, `symbolic link`, …).
+        what: &'static str,
+    },
     /// Any other failure of a remote backend.
     #[error("{location}: {message}")]
     Other {
@@ -80,6 +92,16 @@ pub struct ObjectMeta {
     /// The object's key, relative to the backend's root.
     pub key: String,
     /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The first bytes of an object and its whole size, from [`Backend::get_head`]: enough to check
+/// an envelope's header against the object's size before reading (or allocating) the rest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// Up to the requested number of bytes from the start of the object.
+    pub bytes: Vec<u8>,
+    /// The object's whole size in bytes.
     pub size: u64,
 }
 
@@ -171,6 +193,19 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// above): a mapped object must never be modified or truncated in place while mapped.
     fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
         self.get(key)
+    }
+
+    /// Reads at most `len` bytes from the start of an object and tells its whole size, without
+    /// reading the rest: the store checks a generation's header against its size this way
+    /// before it reads the whole object, so no object makes it read or allocate more than its
+    /// header authorises. The default reads the whole object; backends override it (the
+    /// filesystem's reads only the head, S3's makes one ranged request).
+    fn get_head(&self, key: &str, len: usize) -> Result<ObjectHead, BackendError> {
+        let bytes = self.get(key)?;
+        Ok(ObjectHead {
+            bytes: bytes[..len.min(bytes.len())].to_vec(),
+            size: bytes.len() as u64,
+        })
     }
 
     /// Lists the committed objects whose keys start with `prefix` (a directory ending in `/`).

@@ -348,7 +348,7 @@ impl Drop for Checkpointer {
 fn push(q: &mut Queue, encoded: Encoded, front: bool) -> u64 {
     q.next_ticket += 1;
     let ticket = q.next_ticket;
-    let name = encoded.name;
+    let name = encoded.name();
     if q.pending.insert(name, (ticket, encoded)).is_some() {
         q.superseded += 1;
         q.order.retain(|n| *n != name);

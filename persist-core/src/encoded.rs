@@ -2,8 +2,8 @@
 
 use rkyv::util::AlignedVec;
 
+use crate::check::Schema;
 use crate::persist::{CodecError, Persist};
-use crate::schema::Fingerprint;
 
 /// A state value serialised on the caller's thread, with the header fields of its type.
 ///
@@ -27,9 +27,7 @@ use crate::schema::Fingerprint;
 /// ```
 #[derive(Debug)]
 pub struct Encoded {
-    pub(crate) name: &'static str,
-    pub(crate) version: u32,
-    pub(crate) fingerprint: Fingerprint,
+    pub(crate) schema: Schema,
     pub(crate) payload: AlignedVec,
 }
 
@@ -37,16 +35,19 @@ impl Encoded {
     /// Serialises `value`.
     pub fn new<T: Persist>(value: &T) -> Result<Self, CodecError> {
         Ok(Encoded {
-            name: T::NAME,
-            version: T::VERSION,
-            fingerprint: T::fingerprint(),
+            schema: Schema::of::<T>(),
             payload: value.encode()?,
         })
     }
 
     /// The state's schema name.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.schema.name()
+    }
+
+    /// What the store knows of the value's type.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
     }
 
     /// The payload's length in bytes.

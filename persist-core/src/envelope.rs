@@ -97,9 +97,18 @@ pub enum EnvelopeError {
     /// The first eight bytes are not [`MAGIC`].
     #[error("not a persist generation (bad magic)")]
     BadMagic,
-    /// The header names a key the ring does not hold.
-    #[error("signed with unknown key id {0}")]
+    /// The header names a key the ring does not hold: the generation was signed by another key
+    /// (a foreign generation), which the ring must hold to verify it.
+    #[error("signed with unknown key id {0} (the key ring does not hold it)")]
     UnknownKey(KeyId),
+    /// A header field that is not covered by a check of its own was damaged: with the field
+    /// restored (the ring's key id, or a format this build reads) the tag verifies, so the
+    /// generation is provably corrupt, not foreign or newer.
+    #[error("damaged header: the {field} field was altered (the tag verifies with it restored)")]
+    DamagedHeader {
+        /// `key id` or `format version`.
+        field: &'static str,
+    },
     /// The HMAC tag does not verify: corruption or tampering.
     #[error("HMAC tag does not verify (corrupted or tampered)")]
     BadTag,
@@ -322,15 +331,24 @@ pub fn open<'a>(
     expect: &Expect<'_>,
 ) -> Result<Opened<'a>, EnvelopeError> {
     let header = Header::decode_unverified(bytes)?;
-    let key = ring
-        .get(header.key_id)
-        .ok_or(EnvelopeError::UnknownKey(header.key_id))?;
     let format = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if !is_readable_format(format) {
-        return Err(EnvelopeError::UnsupportedFormat { found: format });
-    }
     let (signed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
     let (head, payload) = signed.split_at(HEADER_LEN);
+    let Some(key) = ring.get(header.key_id) else {
+        let foreign = EnvelopeError::UnknownKey(header.key_id);
+        return Err(damaged_or(ring, head, payload, tag, Field::KeyId, foreign));
+    };
+    if !is_readable_format(format) {
+        let unsupported = EnvelopeError::UnsupportedFormat { found: format };
+        return Err(damaged_or(
+            ring,
+            head,
+            payload,
+            tag,
+            Field::Format,
+            unsupported,
+        ));
+    }
     if !mac::verify(format, key, head, payload, tag) {
         return Err(EnvelopeError::BadTag);
     }
@@ -399,6 +417,99 @@ where
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         Ok((opened?, result))
     })
+}
+
+/// Tells a foreign or newer envelope from a damaged one. `field` (the key id or the format
+/// version) holds a value this build cannot verify with; if the tag verifies under some key of
+/// the ring once the field is restored to a value that key and this build would have written,
+/// the field was damaged and the envelope is corrupt. Otherwise `otherwise` stands: the
+/// envelope may well be authentic (another key, a newer format), and a load must not walk past
+/// it as if it were corrupt.
+///
+/// Costs one tag computation per ring key and readable format, only on this rejection path.
+fn damaged_or(
+    ring: &Keyring,
+    head: &[u8],
+    payload: &[u8],
+    tag: &[u8],
+    field: Field,
+    otherwise: EnvelopeError,
+) -> EnvelopeError {
+    let stated_key = KeyId(head[16..24].try_into().expect("8 bytes"));
+    let stated_format = u16::from_le_bytes([head[8], head[9]]);
+    let candidates: Vec<(&Key, u16)> = match field {
+        Field::KeyId if is_readable_format(stated_format) => {
+            ring.keys().map(|k| (k, stated_format)).collect()
+        }
+        Field::Format => match ring.get(stated_key) {
+            Some(key) => (OLDEST_FORMAT_VERSION..=FORMAT_VERSION)
+                .map(|f| (key, f))
+                .collect(),
+            None => Vec::new(),
+        },
+        Field::KeyId => Vec::new(),
+    };
+    for (key, format) in candidates {
+        let mut restored = [0u8; HEADER_LEN];
+        restored.copy_from_slice(head);
+        restored[16..24].copy_from_slice(&key.id().0);
+        restored[8..10].copy_from_slice(&format.to_le_bytes());
+        if mac::verify(format, key, &restored, payload, tag) {
+            return EnvelopeError::DamagedHeader {
+                field: field.name(),
+            };
+        }
+    }
+    otherwise
+}
+
+/// A header field [`damaged_or`] can restore.
+#[derive(Clone, Copy)]
+enum Field {
+    KeyId,
+    Format,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Field::KeyId => "key id",
+            Field::Format => "format version",
+        }
+    }
+}
+
+/// Checks, before anything but the head of an object is read, that an object of `size` bytes
+/// whose first bytes are `head` can be an envelope: long enough, the magic, this build's header
+/// length, and a payload length that accounts for every byte. Readers call it so that no file,
+/// however large, makes them read or allocate more than its header authorises (the tag later
+/// proves the header authentic).
+///
+/// ```
+/// use persist_core::envelope::{self, EnvelopeError};
+/// assert_eq!(envelope::check_head(b"not a generation", 1 << 36), Err(EnvelopeError::BadMagic));
+/// ```
+pub fn check_head(head: &[u8], size: u64) -> Result<(), EnvelopeError> {
+    let min = (HEADER_LEN + TAG_LEN) as u64;
+    if head.len() >= MAGIC.len() && head[..MAGIC.len()] != MAGIC {
+        return Err(EnvelopeError::BadMagic);
+    }
+    if size < min || head.len() < HEADER_LEN {
+        return Err(EnvelopeError::Truncated { len: size, min });
+    }
+    let header_len = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
+    let payload_len = u64::from_le_bytes(head[80..88].try_into().expect("8 bytes"));
+    let expected = u64::from(header_len)
+        .checked_add(payload_len)
+        .and_then(|n| n.checked_add(TAG_LEN as u64));
+    if header_len as usize != HEADER_LEN || expected != Some(size) {
+        return Err(EnvelopeError::LengthMismatch {
+            header_len,
+            payload_len,
+            total: size,
+        });
+    }
+    Ok(())
 }
 
 /// Checks the authentic header's own consistency.

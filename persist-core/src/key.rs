@@ -17,6 +17,9 @@ use sha2::{Digest, Sha256};
 /// The smallest key accepted, in bytes (the output size of SHA-256).
 pub const MIN_KEY_LEN: usize = 32;
 
+/// The largest key file read, in bytes.
+pub const MAX_KEY_FILE_LEN: u64 = 4096;
+
 /// The environment variable that may hold a hex-encoded key (`persist` also reads
 /// `PERSIST_KEY_FILE` for a key file).
 pub const KEY_ENV: &str = "PERSIST_KEY";
@@ -42,6 +45,23 @@ pub enum KeyError {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// The key file is not a regular file (a FIFO, a device such as `/dev/zero`, a directory):
+    /// a key must be a regular file, so that reading it can neither block nor be endless.
+    #[error("key file {path} is a {what}, not a regular file")]
+    NotRegular {
+        /// The key file.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
+    /// The key file is larger than any key ([`MAX_KEY_FILE_LEN`]).
+    #[error("key file {path} is {len} bytes; a key file holds at most {MAX_KEY_FILE_LEN}")]
+    TooLarge {
+        /// The key file.
+        path: PathBuf,
+        /// Its size.
+        len: u64,
     },
     /// The key file could not be read.
     #[error("cannot read key file {path}: {source}")]
@@ -133,15 +153,35 @@ impl Key {
         Key::from_bytes(secret)
     }
 
-    /// Reads a key file holding the raw key bytes. The file must not be readable by its group
-    /// or by others (mode `0600` or stricter), as for an SSH private key.
+    /// Reads a key file holding the raw key bytes. The file must be a regular file (a symbolic
+    /// link to one is fine) of at most [`MAX_KEY_FILE_LEN`] bytes, not readable by its group or
+    /// by others (mode `0600` or stricter), as for an SSH private key.
+    ///
+    /// The file is opened once, without blocking (a FIFO cannot stall the program), and every
+    /// check is made on the open descriptor, so nothing can be swapped in between a check and
+    /// the read.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
+        use std::io::Read;
         let path = path.as_ref();
         let io = |source| KeyError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(io)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        }
+        let file = options.open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if let Some(what) = not_regular(&meta) {
+            return Err(KeyError::NotRegular {
+                path: path.to_path_buf(),
+                what,
+            });
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -153,9 +193,17 @@ impl Key {
                 });
             }
         }
-        #[cfg(not(unix))]
-        let _ = meta;
-        Key::from_bytes(std::fs::read(path).map_err(io)?)
+        if meta.len() > MAX_KEY_FILE_LEN {
+            return Err(KeyError::TooLarge {
+                path: path.to_path_buf(),
+                len: meta.len(),
+            });
+        }
+        let mut secret = Vec::new();
+        file.take(MAX_KEY_FILE_LEN)
+            .read_to_end(&mut secret)
+            .map_err(io)?;
+        Key::from_bytes(secret)
     }
 
     /// Reads a hex-encoded key from the environment variable `var`.
@@ -191,6 +239,31 @@ impl Key {
     pub fn secret(&self) -> &[u8] {
         &self.secret
     }
+}
+
+/// What a path's metadata says it is instead of a regular file, if it is anything else.
+fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return None;
+    }
+    if t.is_dir() {
+        return Some("directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return Some("FIFO");
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return Some("device");
+        }
+        if t.is_socket() {
+            return Some("socket");
+        }
+    }
+    Some("special file")
 }
 
 /// The keys a store signs and verifies with: one current key that signs, and older keys that
@@ -230,6 +303,11 @@ impl Keyring {
     /// The signing key.
     pub fn current(&self) -> &Key {
         &self.current
+    }
+
+    /// Every key of the ring, the current one first.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        std::iter::once(&self.current).chain(&self.others)
     }
 
     /// The key with this id, if the ring holds it.

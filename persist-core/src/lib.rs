@@ -12,16 +12,18 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod check;
 pub mod checkpoint;
 pub mod codec;
-pub mod compat;
 pub mod encoded;
 pub mod envelope;
+pub mod generation;
 pub mod key;
 pub mod layout;
 pub mod memory;
 pub mod persist;
 pub mod recovery;
+mod retention;
 pub mod schema;
 pub mod store;
 pub mod view;
@@ -33,15 +35,17 @@ pub use persist_derive::persist;
 #[doc(hidden)]
 pub use layout::derive_support as __private;
 
-pub use backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
+pub use backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta};
+pub use check::{Checked, Schema};
 pub use checkpoint::{CheckpointError, Checkpointer, SavePolicy};
 pub use encoded::Encoded;
 pub use envelope::{EnvelopeError, Header};
+pub use generation::{GenerationInfo, Listing};
 pub use key::{Key, KeyError, KeyId, Keyring};
 pub use layout::Layout;
 pub use memory::MemoryBackend;
 pub use persist::{CodecError, Decoded, MigrationStep, Persist, StepError};
-pub use recovery::{RecoveryReport, RejectReason, Rejection, RestoredFrom};
+pub use recovery::{RecoveryReport, RejectKind, RejectReason, Rejection, RestoredFrom, WalkPast};
 pub use schema::{Fingerprint, RkyvFormat};
-pub use store::{GenerationInfo, LoadError, Loaded, SaveError, SaveReceipt, Store, StoreConfig};
+pub use store::{LoadError, Loaded, NewestValid, SaveError, SaveReceipt, Store, StoreConfig};
 pub use view::{OpenError, View};

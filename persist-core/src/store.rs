@@ -15,44 +15,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::backend::{Backend, BackendError, ObjectMeta};
+use crate::backend::{Backend, BackendError};
+use crate::check::{self, Checked, Schema, open_generation};
 use crate::encoded::Encoded;
 use crate::envelope::{self, EnvelopeError, Expect, HEADER_LEN, Header, TAG_LEN};
+use crate::generation::{self, GenerationInfo, Listing, MAX_SEQUENCE, fetch, generation_key};
 use crate::key::Keyring;
 use crate::persist::{CodecError, Persist};
-use crate::recovery::{Accepted, RecoveryReport, RejectReason, Rejection, RestoredFrom, walk_back};
+use crate::recovery::{
+    Accepted, RecoveryReport, RejectKind, RejectReason, Rejection, RestoredFrom, WalkPast,
+    walk_back,
+};
+use crate::retention::Class;
 use crate::schema::RkyvFormat;
-
-/// The file extension of a generation.
-pub const GENERATION_EXT: &str = "pst";
-
-/// The key of generation `seq` of state `name`: `name/<seq, 20 digits>.pst`.
-///
-/// ```
-/// assert_eq!(persist_core::store::generation_key("q", 42), "q/00000000000000000042.pst");
-/// ```
-pub fn generation_key(name: &str, seq: u64) -> String {
-    format!("{name}/{seq:020}.{GENERATION_EXT}")
-}
-
-/// Parses a generation key into its state name and sequence number.
-///
-/// ```
-/// use persist_core::store::parse_generation_key;
-/// assert_eq!(parse_generation_key("q/00000000000000000042.pst"), Some(("q", 42)));
-/// assert_eq!(parse_generation_key("q/42.pst.tmp"), None);
-/// ```
-pub fn parse_generation_key(key: &str) -> Option<(&str, u64)> {
-    let (name, file) = key.rsplit_once('/')?;
-    let digits = file.strip_suffix(".pst")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((
-        name.rsplit('/').next().unwrap_or(name),
-        digits.parse().ok()?,
-    ))
-}
 
 /// How a store keeps and writes generations.
 #[derive(Clone, Debug)]
@@ -67,9 +42,14 @@ pub struct StoreConfig {
     /// (default 1 MiB).
     pub parallel_sign_threshold: usize,
     /// An off-site copy of this store (e.g. an S3 backend a replicator fills). When set,
-    /// [`Store::load`] falls back to it if the local backend has no valid generation, verifies
-    /// the generation completely, and writes it back locally (default `None`: no fallback).
+    /// [`Store::load`] falls back to it if the local backend has no generation or only corrupt
+    /// ones (never when an authentic one blocks the load), verifies the generation completely,
+    /// and writes it back locally (default `None`: no fallback).
     pub off_site: Option<Arc<dyn Backend>>,
+    /// Which authentic generations a load may walk past to an older one (default: none, so a
+    /// foreign, too new, undecodable or unreadable newest generation stops the load with
+    /// [`LoadError::Blocked`]). Corrupt generations are always walked past.
+    pub walk_past: WalkPast,
 }
 
 impl Default for StoreConfig {
@@ -79,6 +59,7 @@ impl Default for StoreConfig {
             space_reserve: 100 * 1024 * 1024,
             parallel_sign_threshold: 1 << 20,
             off_site: None,
+            walk_past: WalkPast::default(),
         }
     }
 }
@@ -93,12 +74,28 @@ pub enum SaveError {
     #[error(transparent)]
     Encode(#[from] CodecError),
     /// Not enough free space for the generation plus the configured reserve.
-    #[error("insufficient space: {needed} bytes needed (generation + reserve), {free} free")]
+    #[error(
+        "insufficient space in {location}: {needed} bytes needed ({} for the generation + \
+         {reserve} kept free by StoreConfig::space_reserve; lower that reserve if the disk is \
+         meant to fill up), {free} free",
+        needed - reserve
+    )]
     InsufficientSpace {
+        /// The backend's location.
+        location: String,
         /// Bytes needed, reserve included.
         needed: u64,
+        /// The reserve ([`StoreConfig::space_reserve`]).
+        reserve: u64,
         /// Bytes free.
         free: u64,
+    },
+    /// Every sequence number up to [`MAX_SEQUENCE`] is used: the state needs a new name (or its
+    /// generations moved elsewhere).
+    #[error("no sequence number left for {name}: the newest generation has {MAX_SEQUENCE}")]
+    SequenceExhausted {
+        /// The state's schema name.
+        name: String,
     },
     /// The backend failed; the generation was not acknowledged.
     #[error(transparent)]
@@ -116,7 +113,7 @@ pub enum LoadError {
         /// The backend's location.
         location: String,
     },
-    /// Generations exist, and every one was rejected.
+    /// Generations exist, and every one is corrupt.
     #[error("all {} generations of {name} in {location} are invalid:{}", rejected.len(), list(rejected))]
     AllInvalid {
         /// The state's schema name.
@@ -124,6 +121,27 @@ pub enum LoadError {
         /// The backend's location.
         location: String,
         /// Every generation with its reason, newest first.
+        rejected: Vec<Rejection>,
+    },
+    /// The newest generation that is not corrupt cannot be used by this program: it is foreign,
+    /// too new, undecodable or unreadable (see [`RejectKind`]). The load stops rather than hand
+    /// back an older generation as if it were the newest state; nothing is deleted.
+    #[error(
+        "cannot load {name} from {location}: generation {} is {kind}, not corrupt, so the load \
+         stopped rather than fall back to older state: {}.\n  To fix: {}.\n  (To load an older \
+         generation anyway, set StoreConfig::walk_past; the newer one is kept.){}",
+        generation.sequence, generation.reason, kind.advice(), list(rejected)
+    )]
+    Blocked {
+        /// The state's schema name.
+        name: String,
+        /// The backend's location.
+        location: String,
+        /// What the blocking generation is.
+        kind: RejectKind,
+        /// The blocking generation and why this program cannot use it.
+        generation: Box<Rejection>,
+        /// Newer generations walked past before it (corrupt ones), newest first.
         rejected: Vec<Rejection>,
     },
     /// The type's schema name cannot be used.
@@ -170,23 +188,12 @@ pub struct Loaded<T> {
     pub report: RecoveryReport,
 }
 
-/// One generation as listed (not verified).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GenerationInfo {
-    /// Its sequence number.
-    pub sequence: u64,
-    /// Its key in the backend.
-    pub key: String,
-    /// Its size in bytes.
-    pub size: u64,
-}
-
-/// Per-state bookkeeping: the next sequence number and the authenticity of generations already
+/// Per-state bookkeeping: the next sequence number and what is known of generations already
 /// checked (generations are immutable, so a result never goes stale).
 #[derive(Default)]
-struct StateBook {
+pub(crate) struct StateBook {
     next_sequence: Option<u64>,
-    authentic: BTreeMap<u64, bool>,
+    pub(crate) known: BTreeMap<u64, Class>,
 }
 
 /// Immutable, numbered, signed generations of any number of states over one backend.
@@ -216,7 +223,9 @@ pub struct Store {
     pub(crate) backend: Box<dyn Backend>,
     pub(crate) keyring: Keyring,
     pub(crate) config: StoreConfig,
-    books: Mutex<HashMap<String, StateBook>>,
+    /// One book per state, each behind its own lock: saves of different states never wait on
+    /// each other.
+    books: Mutex<HashMap<String, Arc<Mutex<StateBook>>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -263,43 +272,67 @@ impl Store {
 
     /// Saves a value serialised earlier (possibly on another thread) as a new generation and
     /// applies retention. Returns once the generation is durable.
+    ///
+    /// The new generation's sequence number is one above every generation present, valid or not
+    /// (whatever occupies a generation's key counts). If its key is taken meanwhile (another
+    /// writer, or something odd in the directory), the save takes the next free number.
     pub fn save_encoded(&self, encoded: &Encoded) -> Result<SaveReceipt, SaveError> {
-        let name = encoded.name;
+        let name = encoded.name();
         envelope::validate_name(name).map_err(SaveError::InvalidName)?;
         let payload = &encoded.payload;
-        let mut books = self.books.lock().unwrap_or_else(|p| p.into_inner());
-        let book = books.entry(name.to_string()).or_default();
-        let sequence = match book.next_sequence {
-            Some(seq) => seq,
-            None => self.next_sequence_from_listing(name)?,
-        };
-        // Whatever happens below, this number is spent: a failed commit may have left a file.
-        book.next_sequence = Some(sequence + 1);
-
-        let header = Header {
-            key_id: self.keyring.current().id(),
-            name: name.to_string(),
-            schema_version: encoded.version,
-            fingerprint: encoded.fingerprint,
-            rkyv_format: RkyvFormat::CURRENT,
-            sequence,
-            created_at_nanos: now_nanos(),
-            payload_len: payload.len() as u64,
-        };
+        let book = self.book(name);
+        let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
         let total = (HEADER_LEN + payload.len() + TAG_LEN) as u64;
-        self.preflight(total)?;
-        let key = generation_key(name, sequence);
-        self.write_generation(&key, &header, payload)?;
-        book.authentic.insert(sequence, true);
-        tracing::debug!(name, sequence, bytes = total, "generation saved");
-
-        let (deleted, retention_error) = match self.apply_retention(name, book) {
-            Ok(deleted) => (deleted, None),
-            Err(e) => {
-                tracing::warn!(name, error = %e, "retention failed; the save stands");
-                (Vec::new(), Some(e.to_string()))
+        let mut attempts = 0;
+        let sequence = loop {
+            let sequence = match book.next_sequence {
+                Some(seq) => seq,
+                None => Listing::of(self.backend.as_ref(), name)?
+                    .next_sequence()
+                    .ok_or_else(|| SaveError::SequenceExhausted {
+                        name: name.to_string(),
+                    })?,
+            };
+            if sequence > MAX_SEQUENCE {
+                return Err(SaveError::SequenceExhausted {
+                    name: name.to_string(),
+                });
+            }
+            // Whatever happens below, this number is spent: a failed commit may have left a file.
+            book.next_sequence = Some(sequence + 1);
+            let header = Header {
+                key_id: self.keyring.current().id(),
+                name: name.to_string(),
+                schema_version: encoded.schema.version(),
+                fingerprint: encoded
+                    .schema
+                    .fingerprint_of(encoded.schema.version())
+                    .expect("a type knows its current version"),
+                rkyv_format: RkyvFormat::CURRENT,
+                sequence,
+                created_at_nanos: now_nanos(),
+                payload_len: payload.len() as u64,
+            };
+            self.preflight(total)?;
+            let key = generation_key(name, sequence);
+            match self.write_generation(&key, &header, payload) {
+                Ok(()) => break sequence,
+                Err(SaveError::Backend(BackendError::AlreadyExists { .. })) if attempts < 3 => {
+                    tracing::warn!(name, sequence, "generation key taken; listing again");
+                    attempts += 1;
+                    book.next_sequence = None;
+                }
+                Err(e) => return Err(e),
             }
         };
+        book.known.insert(sequence, Class::Loadable);
+        tracing::debug!(name, sequence, bytes = total, "generation saved");
+
+        let (deleted, failure) = crate::retention::apply(self, &encoded.schema, &mut book);
+        let retention_error = failure.map(|e| {
+            tracing::warn!(name, error = %e, "retention failed; the save stands");
+            e.to_string()
+        });
         Ok(SaveReceipt {
             sequence,
             bytes: total,
@@ -308,17 +341,24 @@ impl Store {
         })
     }
 
-    fn next_sequence_from_listing(&self, name: &str) -> Result<u64, BackendError> {
-        let newest = self.generations(name)?.last().map(|g| g.sequence);
-        Ok(newest.map_or(1, |s| s.saturating_add(1)))
+    /// The book of state `name`, created on first use.
+    fn book(&self, name: &str) -> Arc<Mutex<StateBook>> {
+        let mut books = self.books.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(books.entry(name.to_string()).or_default())
     }
 
     fn preflight(&self, bytes: u64) -> Result<(), SaveError> {
         if let Some(free) = self.backend.free_space()? {
-            let needed = bytes.saturating_add(self.config.space_reserve);
+            let reserve = self.config.space_reserve;
+            let needed = bytes.saturating_add(reserve);
             if free < needed {
-                tracing::error!(needed, free, "insufficient space; save refused");
-                return Err(SaveError::InsufficientSpace { needed, free });
+                tracing::error!(needed, free, reserve, "insufficient space; save refused");
+                return Err(SaveError::InsufficientSpace {
+                    location: self.backend.location(),
+                    needed,
+                    reserve,
+                    free,
+                });
             }
         }
         Ok(())
@@ -353,51 +393,15 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps the newest `retain` authentic generations; deletes everything older than the last
-    /// one kept. Runs only after the newest generation is durable.
-    fn apply_retention(&self, name: &str, book: &mut StateBook) -> Result<Vec<u64>, BackendError> {
-        let mut kept = 0usize;
-        let mut deleted = Vec::new();
-        for generation in self.generations(name)?.into_iter().rev() {
-            if kept >= self.config.retain {
-                self.backend.delete(&generation.key)?;
-                book.authentic.remove(&generation.sequence);
-                tracing::debug!(name, sequence = generation.sequence, "retention deleted");
-                deleted.push(generation.sequence);
-                continue;
-            }
-            let authentic = match book.authentic.get(&generation.sequence) {
-                Some(&known) => known,
-                None => {
-                    let ok = self.check_authentic(name, &generation);
-                    book.authentic.insert(generation.sequence, ok);
-                    ok
-                }
-            };
-            if authentic {
-                kept += 1;
-            }
-        }
-        Ok(deleted)
-    }
-
-    fn check_authentic(&self, name: &str, generation: &GenerationInfo) -> bool {
-        match self.backend.get(&generation.key) {
-            Ok(bytes) => {
-                let expect = Expect {
-                    name: Some(name),
-                    sequence: Some(generation.sequence),
-                    ..Expect::default()
-                };
-                envelope::open(&self.keyring, &bytes, &expect).is_ok()
-            }
-            Err(_) => false,
-        }
-    }
-
     /// The generations of state `name`, oldest first (listed, not verified).
     pub fn generations(&self, name: &str) -> Result<Vec<GenerationInfo>, BackendError> {
-        generations_in(self.backend.as_ref(), name)
+        Ok(self.listing(name)?.generations)
+    }
+
+    /// The generations of state `name` and the keys of a generation's shape that are not
+    /// generations.
+    pub fn listing(&self, name: &str) -> Result<Listing, BackendError> {
+        Listing::of(self.backend.as_ref(), name)
     }
 
     /// The names of every state with at least one generation, sorted.
@@ -406,23 +410,28 @@ impl Store {
             .backend
             .list("")?
             .iter()
-            .filter_map(|m| parse_generation_key(&m.key).map(|(n, _)| n.to_string()))
+            .filter_map(|m| generation::parse_generation_key(&m.key).map(|(n, _)| n.to_string()))
             .collect();
         names.sort();
         names.dedup();
         Ok(names)
     }
 
-    /// Loads the newest valid generation of `T`, walking back past invalid ones and migrating
+    /// Loads the newest valid generation of `T`, walking back past corrupt ones and migrating
     /// older versions. The report lists every generation rejected on the way.
     ///
-    /// With [`StoreConfig::off_site`] set, a local store without a valid generation falls back
-    /// to the off-site copy: the value is verified like any other, written back locally, and
-    /// [`RecoveryReport::restored_from`] says so.
+    /// An authentic generation this program cannot use (signed by a key the ring lacks, of a
+    /// newer version or layout, failing validation or migration, or unreadable) stops the load
+    /// with [`LoadError::Blocked`], which says what to do; [`StoreConfig::walk_past`] opts in
+    /// to walking past such generations.
+    ///
+    /// With [`StoreConfig::off_site`] set, a local store with no generation or only corrupt
+    /// ones falls back to the off-site copy: the value is verified like any other, written back
+    /// locally, and [`RecoveryReport::restored_from`] says so.
     pub fn load<T: Persist>(&self) -> Result<Loaded<T>, LoadError> {
         match self.load_from::<T>(self.backend.as_ref()) {
             Ok(loaded) => {
-                self.remember_authentic(T::NAME, loaded.report.sequence);
+                self.remember(T::NAME, loaded.report.sequence, Class::Loadable);
                 Ok(loaded)
             }
             Err(local @ (LoadError::NoGeneration { .. } | LoadError::AllInvalid { .. })) => {
@@ -479,21 +488,30 @@ impl Store {
         sequence: u64,
         value: &T,
     ) -> Result<u64, SaveError> {
-        let key = generation_key(T::NAME, sequence);
-        let bytes = off_site.get(&key)?;
-        let expect = Expect {
-            name: Some(T::NAME),
-            sequence: Some(sequence),
-            ..Expect::default()
+        let generation = GenerationInfo {
+            sequence,
+            key: generation_key(T::NAME, sequence),
+            size: 0,
         };
-        let verbatim = envelope::open(&self.keyring, &bytes, &expect).is_ok()
-            && self.preflight(bytes.len() as u64).is_ok();
-        if verbatim {
-            match self.backend.put_new(&key, &[&bytes]) {
+        let verbatim = match fetch(off_site, &generation, false) {
+            Ok(bytes) => {
+                let expect = Expect {
+                    name: Some(T::NAME),
+                    sequence: Some(sequence),
+                    ..Expect::default()
+                };
+                (envelope::open(&self.keyring, &bytes, &expect).is_ok()
+                    && self.preflight(bytes.len() as u64).is_ok())
+                .then_some(bytes)
+            }
+            Err(_) => None,
+        };
+        if let Some(bytes) = verbatim {
+            match self.backend.put_new(&generation.key, &[&bytes]) {
                 Ok(()) => {
-                    let mut books = self.books.lock().unwrap_or_else(|p| p.into_inner());
-                    let book = books.entry(T::NAME.to_string()).or_default();
-                    book.authentic.insert(sequence, true);
+                    let book = self.book(T::NAME);
+                    let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
+                    book.known.insert(sequence, Class::Loadable);
                     if let Some(next) = book.next_sequence.as_mut() {
                         *next = (*next).max(sequence + 1);
                     }
@@ -503,7 +521,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        // The key is taken locally (by an invalid generation): save anew.
+        // The key is taken locally (by a corrupt generation): save anew.
         Ok(self.save(value)?.sequence)
     }
 
@@ -512,7 +530,7 @@ impl Store {
             value: (value, header, migrations),
             generation,
             rejected,
-        } = walk_back(backend, T::NAME, |generation| {
+        } = walk_back(backend, T::NAME, self.config.walk_past, |generation| {
             self.load_generation::<T>(backend, generation)
         })?;
         let report = RecoveryReport::new(
@@ -528,13 +546,11 @@ impl Store {
         Ok(Loaded { value, report })
     }
 
-    fn remember_authentic(&self, name: &str, sequence: u64) {
-        let mut books = self.books.lock().unwrap_or_else(|p| p.into_inner());
-        books
-            .entry(name.to_string())
-            .or_default()
-            .authentic
-            .insert(sequence, true);
+    /// Records what is known of a generation (for retention).
+    pub(crate) fn remember(&self, name: &str, sequence: u64, class: Class) {
+        let book = self.book(name);
+        let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
+        book.known.insert(sequence, class);
     }
 
     /// Verifies, decodes and migrates one generation. A large current-version payload is
@@ -548,43 +564,60 @@ impl Store {
     ) -> Result<(T, Header, Vec<crate::MigrationStep>), RejectReason> {
         // A copy, not a map: `load` is the path for stores whose files other writers might
         // touch (see persist-fs's mmap safety note); `open` is the zero-copy one.
-        let bytes = backend.get(&generation.key)?;
-        let expect = Expect {
-            name: Some(T::NAME),
-            sequence: Some(generation.sequence),
-            min_version: Some(T::OLDEST_VERSION),
-            max_version: Some(T::VERSION),
-        };
-        let claimed = Header::decode_unverified(&bytes).map(|h| h.schema_version);
-        let early =
-            |payload: &[u8]| (claimed == Ok(T::VERSION)).then(|| T::decode(T::VERSION, payload));
-        let (opened, early) = envelope::open_with(&self.keyring, &bytes, &expect, early)?;
-        let header = opened.header;
-        let expected = T::fingerprint_of(header.schema_version)
-            .ok_or(CodecError::UnsupportedVersion(header.schema_version))?;
-        if expected != header.fingerprint {
-            return Err(RejectReason::FingerprintMismatch {
-                name: T::NAME.to_string(),
-                version: header.schema_version,
-                expected,
-                found: header.fingerprint,
-            });
-        }
+        let bytes = fetch(backend, generation, false)?;
+        let schema = Schema::of::<T>();
+        let (header, payload, early) =
+            open_generation(&self.keyring, &schema, generation.sequence, &bytes, |p| {
+                T::decode(T::VERSION, p)
+            })?;
         let decoded = match early {
             Some(decoded) => decoded?,
-            None => T::decode(header.schema_version, opened.payload)?,
+            None => T::decode(header.schema_version, payload)?,
         };
         Ok((decoded.value, header, decoded.migrations))
     }
 
+    /// Checks one generation exactly as a load of its type would (envelope, fingerprint,
+    /// validation, decoding, migrations), without keeping the value.
+    pub fn check(
+        &self,
+        schema: &Schema,
+        generation: &GenerationInfo,
+    ) -> Result<Checked, RejectReason> {
+        let bytes = fetch(self.backend.as_ref(), generation, false)?;
+        check::check_generation(&self.keyring, schema, generation.sequence, &bytes)
+    }
+
+    /// The newest generation of `schema` that a load would use, found by the same walk as
+    /// [`Store::load`] (same rules for corrupt and authentic generations, same report), without
+    /// keeping the value: for tools such as `persist verify`.
+    pub fn newest_valid(&self, schema: &Schema) -> Result<NewestValid, LoadError> {
+        let backend = self.backend.as_ref();
+        let accepted = walk_back(backend, schema.name(), self.config.walk_past, |g| {
+            self.check(schema, g)
+        })?;
+        let report = RecoveryReport::new(
+            backend.location(),
+            accepted.generation.sequence,
+            &accepted.value.header,
+            accepted.value.migrations,
+            accepted.rejected,
+        );
+        Ok(NewestValid {
+            generation: accepted.generation,
+            report,
+        })
+    }
+
     /// Verifies one generation's envelope (tag, structure, name and sequence) without decoding
-    /// its payload, and returns its header.
+    /// its payload, and returns its header. For states whose type this program does not have;
+    /// [`Store::check`] checks a generation as a load would.
     pub fn verify_generation(
         &self,
         name: &str,
         generation: &GenerationInfo,
     ) -> Result<Header, RejectReason> {
-        let bytes = self.backend.get(&generation.key)?;
+        let bytes = fetch(self.backend.as_ref(), generation, false)?;
         let expect = Expect {
             name: Some(name),
             sequence: Some(generation.sequence),
@@ -594,30 +627,18 @@ impl Store {
     }
 }
 
+/// The generation [`Store::newest_valid`] found, with the report a load would give.
+#[derive(Debug)]
+pub struct NewestValid {
+    /// The generation.
+    pub generation: GenerationInfo,
+    /// What a load of it reports.
+    pub report: RecoveryReport,
+}
+
 fn now_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
-}
-
-/// The generations of state `name` in `backend`, oldest first (listed, not verified).
-pub(crate) fn generations_in(
-    backend: &dyn Backend,
-    name: &str,
-) -> Result<Vec<GenerationInfo>, BackendError> {
-    let mut out: Vec<GenerationInfo> = backend
-        .list(&format!("{name}/"))?
-        .into_iter()
-        .filter_map(|ObjectMeta { key, size }| {
-            let (n, sequence) = parse_generation_key(&key)?;
-            (n == name).then(|| GenerationInfo {
-                sequence,
-                key: key.clone(),
-                size,
-            })
-        })
-        .collect();
-    out.sort_by_key(|g| g.sequence);
-    Ok(out)
 }

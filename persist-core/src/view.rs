@@ -6,16 +6,18 @@ use std::ops::Deref;
 
 use rkyv::api::high::HighValidator;
 use rkyv::bytecheck::CheckBytes;
-use rkyv::rancor::Error as RkyvError;
+use rkyv::rancor::BoxedError as RkyvError;
 use rkyv::{Archive, Portable};
 use yoke::Yoke;
 
 use crate::backend::ObjectBytes;
+use crate::check::{Schema, open_generation};
 use crate::codec::access;
-use crate::envelope::{self, Expect};
-use crate::persist::{CodecError, Persist};
+use crate::envelope;
+use crate::generation::{GenerationInfo, fetch};
+use crate::persist::Persist;
 use crate::recovery::{RecoveryReport, RejectReason, walk_back};
-use crate::store::{GenerationInfo, LoadError, Store};
+use crate::store::{LoadError, Store};
 
 /// Why [`Store::open`] returned no view.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +131,10 @@ impl Store {
         T::Archived: Portable + for<'a> CheckBytes<HighValidator<'a, RkyvError>> + 'static,
     {
         let backend = self.backend();
-        let accepted = walk_back(backend, T::NAME, |g| self.open_generation::<T>(g))?;
+        let walk_past = self.config().walk_past;
+        let accepted = walk_back(backend, T::NAME, walk_past, |g| {
+            self.open_generation::<T>(g)
+        })?;
         let sequence = accepted.generation.sequence;
         match accepted.value {
             Found::Current(archived, header) => {
@@ -152,38 +157,25 @@ impl Store {
         T: Persist + Archive + 'static,
         T::Archived: Portable + for<'a> CheckBytes<HighValidator<'a, RkyvError>> + 'static,
     {
-        let bytes = self.backend().get_mapped(&generation.key)?;
-        let expect = Expect {
-            name: Some(T::NAME),
-            sequence: Some(generation.sequence),
-            min_version: Some(T::OLDEST_VERSION),
-            max_version: Some(T::VERSION),
-        };
+        let bytes = fetch(self.backend(), generation, true)?;
+        let schema = Schema::of::<T>();
         let mut authentic = None;
         let attached = Yoke::try_attach_to_cart(Box::new(bytes), |bytes: &ObjectBytes| {
             // Validation (safe on any bytes) overlaps the tag when the payload claims to be the
             // current version; nothing of it is used unless the tag and header pass.
-            let claimed = envelope::Header::decode_unverified(bytes).map(|h| h.schema_version);
-            let early = |payload| (claimed == Ok(T::VERSION)).then(|| access::<T>(payload));
-            let (opened, early) = envelope::open_with(&self.keyring, bytes, &expect, early)?;
-            let header = opened.header;
-            let version = header.schema_version;
-            let expected =
-                T::fingerprint_of(version).ok_or(CodecError::UnsupportedVersion(version))?;
-            if expected != header.fingerprint {
-                return Err(Miss::Rejected(RejectReason::FingerprintMismatch {
-                    name: T::NAME.to_string(),
-                    version,
-                    expected,
-                    found: header.fingerprint,
-                }));
-            }
-            if version != T::VERSION {
+            let (header, payload, early) = open_generation(
+                self.keyring(),
+                &schema,
+                generation.sequence,
+                bytes,
+                access::<T>,
+            )?;
+            if header.schema_version != T::VERSION {
                 return Err(Miss::Older(header));
             }
             let archived = match early {
                 Some(archived) => archived?,
-                None => access::<T>(opened.payload)?,
+                None => access::<T>(payload)?,
             };
             authentic = Some(header);
             Ok(archived)

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use persist_core::envelope::{self, Header};
-use persist_core::store::generation_key;
+use persist_core::generation::generation_key;
 use persist_core::{
-    CodecError, EnvelopeError, Key, Keyring, LoadError, MigrationStep, Persist, RejectReason,
-    RkyvFormat, Store, StoreConfig, persist,
+    CodecError, EnvelopeError, Key, Keyring, LoadError, MigrationStep, Persist, RejectKind,
+    RejectReason, RkyvFormat, Store, StoreConfig, persist,
 };
 use persist_fs::FsBackend;
 
@@ -375,18 +375,23 @@ fn future_version_is_rejected_not_misread() {
         .expect("encode");
     write_raw(&store, 1, 4, ExitAgent::fingerprint(), &payload);
     match store.load::<ExitAgent>() {
-        Err(LoadError::AllInvalid { rejected, .. }) => {
-            assert_eq!(rejected.len(), 1);
+        Err(LoadError::Blocked {
+            kind: RejectKind::TooNew,
+            generation,
+            rejected,
+            ..
+        }) => {
+            assert!(rejected.is_empty());
             assert!(
                 matches!(
-                    rejected[0].reason,
+                    generation.reason,
                     RejectReason::Envelope(EnvelopeError::FutureVersion {
                         found: 4,
                         newest_known: 3
                     })
                 ),
                 "{}",
-                rejected[0].reason
+                generation.reason
             );
         }
         other => panic!("expected FutureVersion, got {other:?}"),
@@ -401,7 +406,11 @@ fn layout_change_without_version_bump_is_rejected() {
     let payload = v2_value().encode().expect("encode");
     write_raw(&store, 1, 3, ExitAgentV2::fingerprint(), &payload);
     match store.load::<ExitAgent>() {
-        Err(LoadError::AllInvalid { rejected, .. }) => match &rejected[0].reason {
+        Err(LoadError::Blocked {
+            kind: RejectKind::TooNew,
+            generation,
+            ..
+        }) => match &generation.reason {
             RejectReason::FingerprintMismatch {
                 name,
                 version,

@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use persist_core::envelope::{self, Header};
-use persist_core::store::generation_key;
+use persist_core::generation::generation_key;
 use persist_core::{
-    CodecError, Key, Keyring, LoadError, OpenError, Persist, RejectReason, RkyvFormat, Store,
-    StoreConfig, persist,
+    CodecError, Key, Keyring, LoadError, OpenError, Persist, RejectKind, RejectReason, RkyvFormat,
+    Store, StoreConfig, persist,
 };
 use persist_fs::FsBackend;
 
@@ -148,15 +148,20 @@ fn open_rejects_a_payload_that_fails_validation() {
     let garbage = vec![0xA5u8; 64];
     write_raw(&store, 1, 2, &garbage);
     match store.open::<Replay>() {
-        Err(OpenError::Load(LoadError::AllInvalid { rejected, .. })) => {
-            assert_eq!(rejected.len(), 1);
+        Err(OpenError::Load(LoadError::Blocked {
+            kind: RejectKind::Undecodable,
+            generation,
+            rejected,
+            ..
+        })) => {
+            assert!(rejected.is_empty());
             assert!(
                 matches!(
-                    rejected[0].reason,
+                    generation.reason,
                     RejectReason::Codec(CodecError::InvalidPayload(_))
                 ),
                 "{}",
-                rejected[0].reason
+                generation.reason
             );
         }
         other => panic!("expected a validation failure, got {other:?}"),
@@ -168,7 +173,18 @@ fn open_falls_back_past_an_invalid_newer_generation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store_at(dir.path());
     store.save(&sample(3)).expect("save");
-    write_raw(&store, 2, 2, &[0xFFu8; 48]);
+    // A corrupt newer generation is walked past.
+    let newest = store
+        .backend()
+        .get(&generation_key(Replay::NAME, 1))
+        .expect("read");
+    let mut bad = newest.to_vec();
+    *bad.last_mut().expect("bytes") ^= 1;
+    bad[64..72].copy_from_slice(&2u64.to_le_bytes());
+    store
+        .backend()
+        .put_new(&generation_key(Replay::NAME, 2), &[&bad])
+        .expect("write");
     let view = store.open::<Replay>().expect("falls back to generation 1");
     assert_eq!(view.report().sequence, 1);
     assert_eq!(view.report().rejected.len(), 1);
@@ -268,15 +284,19 @@ fn a_large_authentic_payload_that_fails_validation_is_rejected_by_load_and_open(
     };
     for err in [load, open] {
         match err {
-            LoadError::AllInvalid { rejected, .. } => assert!(
+            LoadError::Blocked {
+                kind: RejectKind::Undecodable,
+                generation,
+                ..
+            } => assert!(
                 matches!(
-                    rejected[0].reason,
+                    generation.reason,
                     RejectReason::Codec(CodecError::InvalidPayload(_))
                 ),
                 "{}",
-                rejected[0].reason
+                generation.reason
             ),
-            other => panic!("expected AllInvalid, got {other:?}"),
+            other => panic!("expected Blocked(Undecodable), got {other:?}"),
         }
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! # Discovery: one registry function, [`all`]
 //!
-//! The checker (`persist_core::compat`) gets its list of states and versions from [`all`], not
+//! The checker (`persist_compat`) gets its list of states and versions from [`all`], not
 //! from a list of its own. We chose one plain function over link-time registration (the
 //! `inventory`/`linkme` crates, which the derive would fill): it needs no platform-specific
 //! linker sections nor life-before-main, it is obvious to read, and a downstream crate's xtask
@@ -56,7 +56,7 @@ pub use position::PositionState;
 pub use replay::{Experience, JourneyReward, ReplayBufferState, compute_cdf};
 pub use risk::{CircuitBreakerLevel, PortfolioRiskState, RiskAdversaryState, RiskModel};
 
-use persist_core::compat::SchemaEntry;
+use persist_compat::SchemaEntry;
 
 /// Every state and every version of it, oldest first, as the compatibility checker needs them.
 pub fn all() -> Vec<SchemaEntry> {

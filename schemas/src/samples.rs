@@ -1,6 +1,6 @@
 //! The golden files' sample values: small, deterministic instances of every version.
 
-use persist_core::compat::Sample;
+use persist_compat::Sample;
 
 use crate::history::{ExitAgentStateV1, PositionStateV1, ReplayBufferStateV1};
 use crate::{

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use persist_core::compat::{self, Sample};
+use persist_compat::{self as compat, Sample};
 use persist_core::envelope::{self, Expect};
 use persist_core::{MigrationStep, Persist};
 use persist_schemas::history::{ExitAgentStateV1, PositionStateV1, ReplayBufferStateV1};
@@ -173,8 +173,9 @@ fn committed_golden_files_load_with_the_expected_values() {
     assert_eq!(current, ReplayBufferState::sample());
 }
 
-/// Outside a git checkout, the checker still verifies each snapshot against its own descriptor
-/// and loads every golden file.
+/// Outside a git checkout, the checker refuses to pass by default (a rewritten snapshot could not
+/// be told from the original); with `AcceptSelfConsistency` it verifies each snapshot against
+/// its own descriptor and loads every golden file.
 #[test]
 fn check_without_git_history_uses_self_consistency() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -189,12 +190,26 @@ fn check_without_git_history_uses_self_consistency() {
             std::fs::copy(&file, to.join(file.file_name().expect("name"))).expect("copy");
         }
     }
-    let report = compat::check(&all(), &dir).expect("check");
-    if report.git_history {
+    let weak = compat::HistoryMode::AcceptSelfConsistency;
+    let report = compat::check_with(&all(), &dir, weak).expect("check");
+    if report.git_history() {
         eprintln!("SKIPPED: the temporary directory is inside a git checkout");
         return;
     }
     assert!(report.is_clean(), "{:?}", report.violations);
+    assert!(
+        matches!(
+            report.history_missing,
+            Some(compat::MissingHistory::NotAGitCheckout(_))
+        ),
+        "{report:?}"
+    );
+    match compat::check(&all(), &dir) {
+        Err(e @ compat::CompatError::HistoryMissing { .. }) => {
+            assert!(e.to_string().contains("--self-consistency-only"), "{e}")
+        }
+        other => panic!("without history, check must fail: {other:?}"),
+    }
 
     let snap = dir.join("position/v2.schema");
     let text = std::fs::read_to_string(&snap).expect("read");
@@ -203,7 +218,7 @@ fn check_without_git_history_uses_self_consistency() {
         text.replace("entry_price@8:f64", "entry_price@8:f32"),
     )
     .expect("write");
-    let rules: Vec<_> = compat::check(&all(), &dir)
+    let rules: Vec<_> = compat::check_with(&all(), &dir, weak)
         .expect("check")
         .violations
         .iter()
@@ -212,11 +227,36 @@ fn check_without_git_history_uses_self_consistency() {
     assert_eq!(rules, [compat::Rule::SnapshotModified]);
     std::fs::write(&snap, text).expect("restore");
 
+    // The committed expected value of a migrated golden file: a changed value is reported.
+    let expected = dir.join("position/v1.expected.txt");
+    let text = std::fs::read_to_string(&expected).expect("read");
+    assert!(
+        text.contains("current_version: 2\n---\nPositionState {"),
+        "{text}"
+    );
+    std::fs::write(
+        &expected,
+        text.replace("bars_held: 244,", "bars_held: 245,"),
+    )
+    .expect("write");
+    let report = compat::check_with(&all(), &dir, weak).expect("check");
+    let rules: Vec<_> = report
+        .violations
+        .iter()
+        .map(|v| (v.rule, v.version))
+        .collect();
+    assert_eq!(rules, [(compat::Rule::GoldenValueChanged, 1)]);
+    assert_eq!(
+        report.violations[0].diff,
+        ["- 6:     bars_held: 245,", "+ 6:     bars_held: 244,"]
+    );
+    std::fs::write(&expected, text).expect("restore");
+
     let golden = dir.join("exit_agent/v1.pst");
     let mut bytes = std::fs::read(&golden).expect("read");
     bytes[100] ^= 0x40;
     std::fs::write(&golden, bytes).expect("write");
-    let report = compat::check(&all(), &dir).expect("check");
+    let report = compat::check_with(&all(), &dir, weak).expect("check");
     let rules: Vec<_> = report
         .violations
         .iter()

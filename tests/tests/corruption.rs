@@ -75,11 +75,19 @@ fn every_single_bit_flip_is_rejected_and_load_falls_back() {
             flipped[offset] ^= 1 << bit;
         }
     }
-    // The sweep covered the header's key id (unknown key), the magic, and everything else (tag).
+    // The sweep covered the magic, everything under the tag, and the two header fields read
+    // before the tag (key id and format version): a flip there is provably damage (the tag
+    // verifies with the field restored), not a foreign key or a newer format, so it is
+    // corrupt and walked past like any other.
     assert_eq!(reasons.values().sum::<usize>(), good.len() * 8);
     assert!(reasons.contains_key("BadTag"), "{reasons:?}");
     assert!(reasons.contains_key("BadMagic"), "{reasons:?}");
-    assert!(reasons.contains_key("UnknownKey"), "{reasons:?}");
+    assert_eq!(
+        reasons.get("DamagedHeader"),
+        Some(&(8 * (8 + 2))),
+        "{reasons:?}"
+    );
+    assert!(!reasons.contains_key("UnknownKey"), "{reasons:?}");
     println!("{} flips rejected: {reasons:?}", good.len() * 8);
 }
 
@@ -126,6 +134,31 @@ fn a_validly_signed_but_invalid_payload_is_rejected_by_rkyv_validation() {
     let forged = envelope::seal(&test_keyring(), header, &garbage).unwrap();
     std::fs::write(dir.path().join(NEWEST), &forged).unwrap();
     let store = Store::new(Box::new(backend), test_keyring(), StoreConfig::default());
+    // Authentic but undecodable: the load stops (it must not hand back generation 1 as if it
+    // were the newest state), and says why, with the path inside the payload.
+    match store.load::<AgentState>() {
+        Err(persist_core::LoadError::Blocked {
+            kind: persist_core::RejectKind::Undecodable,
+            generation,
+            ..
+        }) => {
+            assert_eq!(generation.sequence, 2);
+            let text = generation.to_string();
+            assert!(text.contains("payload fails validation"), "{text}");
+            assert!(!text.contains("without error information"), "{text}");
+        }
+        other => panic!("expected Blocked(Undecodable), got {other:?}"),
+    }
+    // Walking past it is an explicit opt-in, and the report says so loudly.
+    let backend = FsBackend::open_read_only(dir.path()).unwrap();
+    let config = StoreConfig {
+        walk_past: persist_core::WalkPast {
+            undecodable: true,
+            ..Default::default()
+        },
+        ..StoreConfig::default()
+    };
+    let store = Store::new(Box::new(backend), test_keyring(), config);
     let loaded = store.load::<AgentState>().unwrap();
     assert_eq!(loaded.report.sequence, 1);
     assert!(
@@ -136,4 +169,6 @@ fn a_validly_signed_but_invalid_payload_is_rejected_by_rkyv_validation() {
         "{:?}",
         loaded.report.rejected[0].reason
     );
+    assert_eq!(loaded.report.walked_past_authentic().count(), 1);
+    assert!(loaded.report.to_string().contains("WARNING"));
 }

@@ -94,7 +94,7 @@ fn files_in(store_root: &Path) -> Vec<String> {
 }
 
 fn assert_no_space(result: Result<persist_core::SaveReceipt, SaveError>, sequence: u64) {
-    let expected_key = persist_core::store::generation_key(AgentState::NAME, sequence);
+    let expected_key = persist_core::generation::generation_key(AgentState::NAME, sequence);
     match result {
         Err(SaveError::Backend(BackendError::NoSpace { key, .. })) => assert_eq!(key, expected_key),
         other => panic!("expected NoSpace writing {expected_key}, got {other:?}"),

@@ -1,7 +1,9 @@
 //! Store behaviour on a real filesystem: round trip, retention, fallback, rejection reasons.
 
 use persist_core::envelope::EnvelopeError;
-use persist_core::{Backend, Key, Keyring, LoadError, Persist, RejectReason, Store, StoreConfig};
+use persist_core::{
+    Backend, Key, Keyring, LoadError, Persist, RejectKind, RejectReason, Store, StoreConfig,
+};
 use persist_fs::FsBackend;
 use persist_tests::{AgentState, test_keyring};
 
@@ -153,9 +155,14 @@ fn wrong_key_and_unknown_key_id_are_rejected() {
         other,
         config(4),
     );
+    // Foreign, not corrupt: the load stops and says to add the key.
     match store.load::<AgentState>() {
-        Err(LoadError::AllInvalid { rejected, .. }) => assert!(matches!(
-            rejected[0].reason,
+        Err(LoadError::Blocked {
+            kind: RejectKind::Foreign,
+            generation,
+            ..
+        }) => assert!(matches!(
+            generation.reason,
             RejectReason::Envelope(EnvelopeError::UnknownKey(_))
         )),
         other => panic!("expected unknown key, got {other:?}"),
@@ -278,7 +285,9 @@ fn insufficient_space_is_refused_before_writing() {
         },
     );
     match store.save(&AgentState::sample(5, 1)) {
-        Err(persist_core::SaveError::InsufficientSpace { needed, free }) => assert!(needed > free),
+        Err(persist_core::SaveError::InsufficientSpace { needed, free, .. }) => {
+            assert!(needed > free)
+        }
         other => panic!("expected InsufficientSpace, got {other:?}"),
     }
     assert!(store.generations(AgentState::NAME).unwrap().is_empty());

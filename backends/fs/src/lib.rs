@@ -21,19 +21,39 @@
 //! still covers every byte and reports any writeback error since the file was opened (Linux
 //! records those per open file, and `sync_file_range` does not consume them).
 //!
-//! A writable backend holds an exclusive advisory lock on `<root>/.lock` for its lifetime (one
-//! writer per store directory), and removes the temp files that aborted saves left behind when it
-//! opens.
+//! A writable backend holds an exclusive advisory lock on the store directory itself for its
+//! lifetime (one writer per store directory; a lock file could be deleted out from under a
+//! running writer, the directory cannot while it holds generations), and also on `<root>/.lock`
+//! so that older releases, which lock only that file, are excluded too. It removes the temp
+//! files that aborted saves left behind when it opens.
+//!
+//! Reading: an object must be a regular file. Anything else at a generation's name (a directory,
+//! FIFO, device or symbolic link) is listed, so the store's sequence numbers skip it, but
+//! reading it fails with [`BackendError::NotAnObject`] without opening it for more than an
+//! `fstat` (`O_NOFOLLOW | O_NONBLOCK`: no symbolic link is followed, no FIFO blocks).
+//! [`Backend::get_head`] reads only the first bytes, so the store checks a generation's header
+//! against its size before reading the rest; a buffer is allocated with `try_reserve`, so even
+//! a size the header authorises cannot abort the process.
+//!
+//! New files are created with mode `0600` (they hold the program's private state);
+//! [`FsOptions::file_mode`] changes that.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use persist_core::backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
-use persist_core::rkyv::util::AlignedVec;
+use persist_core::backend::{
+    Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta,
+};
 
+mod fault;
 mod mmap;
+mod read;
+
+use fault::Faults;
+pub use fault::{Fault, Op};
 
 const LOCK_FILE: &str = ".lock";
 const TEMP_SUFFIX: &str = ".tmp";
@@ -44,7 +64,7 @@ const WRITEBACK_CHUNK: usize = 8 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
     /// Another process holds the store's write lock.
-    #[error("{root} is locked by another writer (lock file {root}/.lock)")]
+    #[error("{root} is locked by another writer (a lock on the directory and on {root}/.lock)")]
     Locked {
         /// The store's root.
         root: PathBuf,
@@ -71,11 +91,33 @@ pub enum FsError {
 pub struct FsBackend {
     root: PathBuf,
     writable: bool,
-    _lock: Option<File>,
+    /// The locked store directory and lock file, held for the backend's lifetime.
+    _locks: Vec<File>,
     removed_temps: Vec<PathBuf>,
     counter: AtomicU64,
-    #[cfg(feature = "fault-injection")]
-    skip_dir_fsync: std::sync::atomic::AtomicBool,
+    options: FsOptions,
+    faults: Faults,
+}
+
+/// How a writable [`FsBackend`] creates files.
+///
+/// ```no_run
+/// use persist_fs::{FsBackend, FsOptions};
+/// let shared = FsOptions { file_mode: 0o640, ..FsOptions::default() };
+/// let backend = FsBackend::open_with("./state", shared)?;
+/// # Ok::<(), persist_fs::FsError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FsOptions {
+    /// The permission bits of new generation files (default `0o600`: readable by the owner
+    /// only, since they hold the program's private state). The process umask still applies.
+    pub file_mode: u32,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions { file_mode: 0o600 }
+    }
 }
 
 impl FsBackend {
@@ -83,6 +125,11 @@ impl FsBackend {
     /// stale temp files of aborted saves (each one is logged, and listed by
     /// [`FsBackend::removed_temps`]).
     pub fn open(root: impl AsRef<Path>) -> Result<Self, FsError> {
+        FsBackend::open_with(root, FsOptions::default())
+    }
+
+    /// [`FsBackend::open`] with options.
+    pub fn open_with(root: impl AsRef<Path>, options: FsOptions) -> Result<Self, FsError> {
         let root = root.as_ref().to_path_buf();
         let io = |op, path: &Path| {
             let path = path.to_path_buf();
@@ -93,21 +140,25 @@ impl FsBackend {
         {
             sync_dir(parent).map_err(io("fsync", parent))?;
         }
+        let dir = File::open(&root).map_err(io("open", &root))?;
         let lock_path = root.join(LOCK_FILE);
-        let lock = OpenOptions::new()
+        let lock_file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
             .map_err(io("open", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(FsError::Locked { root }),
-            Err(fs::TryLockError::Error(e)) => return Err(io("lock", &lock_path)(e)),
+        for (file, path) in [(&dir, root.clone()), (&lock_file, lock_path)] {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => return Err(FsError::Locked { root }),
+                Err(fs::TryLockError::Error(e)) => return Err(io("lock", &path)(e)),
+            }
         }
         let mut backend = FsBackend {
             writable: true,
-            _lock: Some(lock),
+            _locks: vec![dir, lock_file],
+            options,
             ..FsBackend::unlocked(root)
         };
         backend.removed_temps = backend.remove_stale_temps()?;
@@ -130,11 +181,11 @@ impl FsBackend {
         FsBackend {
             root,
             writable: false,
-            _lock: None,
+            _locks: Vec::new(),
             removed_temps: Vec::new(),
             counter: AtomicU64::new(0),
-            #[cfg(feature = "fault-injection")]
-            skip_dir_fsync: std::sync::atomic::AtomicBool::new(false),
+            options: FsOptions::default(),
+            faults: Faults::default(),
         }
     }
 
@@ -152,7 +203,14 @@ impl FsBackend {
     /// losable in a power cut. Exists to prove the power-cut test can fail.
     #[cfg(feature = "fault-injection")]
     pub fn set_skip_dir_fsync(&self, skip: bool) {
-        self.skip_dir_fsync.store(skip, Ordering::Relaxed);
+        self.faults.set_skip_dir_fsync(skip);
+    }
+
+    /// Test-only: makes one operation fail with an error number (see [`Fault`]); `None` clears
+    /// it.
+    #[cfg(feature = "fault-injection")]
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.faults.set(fault);
     }
 
     fn remove_stale_temps(&self) -> Result<Vec<PathBuf>, FsError> {
@@ -200,7 +258,10 @@ impl FsBackend {
 
     fn io_error(&self, op: &'static str, key: &str, source: io::Error) -> BackendError {
         if source.raw_os_error() == Some(libc_enospc())
-            || source.kind() == io::ErrorKind::StorageFull
+            || matches!(
+                source.kind(),
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+            )
         {
             return BackendError::NoSpace {
                 location: self.location(),
@@ -229,6 +290,14 @@ impl FsBackend {
         }
     }
 
+    fn not_an_object(&self, key: &str, what: &'static str) -> BackendError {
+        BackendError::NotAnObject {
+            location: self.location(),
+            key: key.to_string(),
+            what,
+        }
+    }
+
     fn refuse_read_only(&self) -> Result<(), BackendError> {
         if self.writable {
             return Ok(());
@@ -237,17 +306,6 @@ impl FsBackend {
             location: self.location(),
             message: "opened read-only".into(),
         })
-    }
-
-    fn skip_dir_fsync(&self) -> bool {
-        #[cfg(feature = "fault-injection")]
-        {
-            self.skip_dir_fsync.load(Ordering::Relaxed)
-        }
-        #[cfg(not(feature = "fault-injection"))]
-        {
-            false
-        }
     }
 }
 
@@ -290,67 +348,6 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// Objects at least this large are read into memory backed by transparent huge pages where the
-/// kernel allows it: page faults, not copying, dominate reading a large object from the page
-/// cache, and huge pages take 512 times fewer.
-const HUGE_PAGE_THRESHOLD: usize = 4 << 20;
-
-/// Fills the empty `buf` (capacity at least `len`) with the first `len` bytes of `file`, reading
-/// straight into its uninitialised capacity so that no byte is written twice. A file shorter than
-/// `len` is an [`io::ErrorKind::UnexpectedEof`] error.
-fn read_into_capacity(file: &File, buf: &mut AlignedVec, len: usize) -> io::Result<()> {
-    assert!(
-        buf.is_empty() && buf.capacity() >= len,
-        "caller reserves the capacity"
-    );
-    // SAFETY: the buffer owns an allocation of at least `len` bytes (asserted above), and
-    // `MaybeUninit<u8>` has the layout of `u8` and claims nothing about initialisation. `buf` is
-    // not touched while `spare` lives.
-    let spare = unsafe {
-        std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<std::mem::MaybeUninit<u8>>(), len)
-    };
-    let mut filled = 0;
-    while filled < len {
-        match rustix::io::pread(file, &mut spare[filled..], filled as u64) {
-            Ok(([], _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok((read, _)) => filled += read.len(),
-            Err(e) if e == rustix::io::Errno::INTR => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // SAFETY: the loop ended with `filled == len`: `pread` initialised all `len` bytes.
-    unsafe { buf.set_len(len) };
-    Ok(())
-}
-
-/// Asks the kernel to back the capacity of `buf` with transparent huge pages (`MADV_HUGEPAGE`,
-/// Linux only). A hint: it changes no byte, and failure is harmless.
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(buf: &mut AlignedVec) {
-    const PAGE: usize = 4096;
-    let start = buf.as_mut_ptr() as usize;
-    let aligned = start.next_multiple_of(PAGE);
-    let end = (start + buf.capacity()) / PAGE * PAGE;
-    if end <= aligned {
-        return;
-    }
-    // SAFETY: `[aligned, end)` lies inside the buffer's own allocation and is page aligned;
-    // MADV_HUGEPAGE only changes how the kernel backs those pages, never their contents.
-    let rc = unsafe {
-        libc::madvise(
-            aligned as *mut libc::c_void,
-            end - aligned,
-            libc::MADV_HUGEPAGE,
-        )
-    };
-    if rc != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(), "madvise(MADV_HUGEPAGE) refused");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_buf: &mut AlignedVec) {}
-
 /// Asks the kernel to start writing `len` bytes at `offset` of `file` to disk now, without
 /// waiting. Advisory: errors are ignored because the `fsync` of the commit reports any writeback
 /// failure (see the crate docs).
@@ -391,7 +388,9 @@ impl NewObject for FsObject<'_> {
     fn write(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
         let file = self.file.as_mut().expect("file is open until commit");
         for chunk in bytes.chunks(WRITEBACK_CHUNK) {
-            file.write_all(chunk)
+            let written = self.backend.faults.check(Op::Write);
+            written
+                .and_then(|()| file.write_all(chunk))
                 .map_err(|e| self.backend.io_error("write", &self.key, e))?;
             self.written += chunk.len() as u64;
             if self.written - self.submitted >= WRITEBACK_CHUNK as u64 {
@@ -406,15 +405,22 @@ impl NewObject for FsObject<'_> {
         let file = self.file.take().expect("file is open until commit");
         let b = self.backend;
         // Never retried: see the crate docs (fsyncgate).
-        file.sync_all()
+        b.faults
+            .check(Op::FsyncFile)
+            .and_then(|()| file.sync_all())
             .map_err(|e| b.io_error("fsync", &self.key, e))?;
         drop(file);
-        rename_noreplace(&self.temp, &self.target)
+        b.faults
+            .check(Op::Rename)
+            .and_then(|()| rename_noreplace(&self.temp, &self.target))
             .map_err(|e| b.io_error("rename", &self.key, e))?;
         // The temp name is gone; nothing for Drop to clean up.
         self.temp = PathBuf::new();
-        if !b.skip_dir_fsync() {
-            sync_dir(&self.dir).map_err(|e| b.io_error("fsync directory of", &self.key, e))?;
+        if !b.faults.skip_dir_fsync() {
+            b.faults
+                .check(Op::FsyncDir)
+                .and_then(|()| sync_dir(&self.dir))
+                .map_err(|e| b.io_error("fsync directory of", &self.key, e))?;
         }
         Ok(())
     }
@@ -457,10 +463,16 @@ impl Backend for FsBackend {
             file_name.to_string_lossy(),
             std::process::id()
         ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
+        let file = self
+            .faults
+            .check(Op::CreateTemp)
+            .and_then(|()| {
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(self.options.file_mode)
+                    .open(&temp)
+            })
             .map_err(|e| self.io_error("create temp file for", key, e))?;
         Ok(Box::new(FsObject {
             backend: self,
@@ -477,30 +489,40 @@ impl Backend for FsBackend {
     /// A read-only memory map of the generation file (see `mmap.rs` for why that is sound).
     fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
         let path = self.resolve(key)?;
-        match mmap::map_file(&path) {
-            Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => self.get(key),
-            Err(e) => Err(self.io_error("map", key, e)),
+        match read::open_regular(&path).map_err(|e| self.io_error("open", key, e))? {
+            read::Opened::Regular(file, len) => match mmap::map_file(&file, len) {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => self.get(key),
+                Err(e) => Err(self.io_error("map", key, e)),
+            },
+            read::Opened::Not(what) => Err(self.not_an_object(key, what)),
         }
     }
 
     fn get(&self, key: &str) -> Result<ObjectBytes, BackendError> {
         let path = self.resolve(key)?;
-        let file = File::open(&path).map_err(|e| self.io_error("open", key, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| self.io_error("stat", key, e))?
-            .len();
+        let (file, len) =
+            match read::open_regular(&path).map_err(|e| self.io_error("open", key, e))? {
+                read::Opened::Regular(file, len) => (file, len),
+                read::Opened::Not(what) => return Err(self.not_an_object(key, what)),
+            };
         let len = usize::try_from(len).map_err(|_| BackendError::Other {
             location: self.location(),
             message: format!("{key} is too large for this platform"),
         })?;
-        let mut buf = AlignedVec::with_capacity(len);
-        if len >= HUGE_PAGE_THRESHOLD {
-            advise_huge_pages(&mut buf);
-        }
-        read_into_capacity(&file, &mut buf, len).map_err(|e| self.io_error("read", key, e))?;
+        let buf = read::read_all(&file, len).map_err(|e| self.io_error("read", key, e))?;
         Ok(ObjectBytes::new(buf))
+    }
+
+    fn get_head(&self, key: &str, len: usize) -> Result<ObjectHead, BackendError> {
+        let path = self.resolve(key)?;
+        match read::open_regular(&path).map_err(|e| self.io_error("open", key, e))? {
+            read::Opened::Regular(file, size) => Ok(ObjectHead {
+                bytes: read::read_head(&file, len).map_err(|e| self.io_error("read", key, e))?,
+                size,
+            }),
+            read::Opened::Not(what) => Err(self.not_an_object(key, what)),
+        }
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError> {
@@ -525,19 +547,26 @@ impl Backend for FsBackend {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(self.io_error("list", &dir, e)),
             };
+            // Everything but the temp files, regular or not: a directory or FIFO at a
+            // generation's name must count for the next sequence number (reading it fails with
+            // NotAnObject, which the store reports).
             for entry in entries.flatten() {
                 let Ok(name) = entry.file_name().into_string() else {
                     continue;
                 };
-                let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-                if name.starts_with('.') || !is_file {
+                if name.starts_with('.') {
                     continue;
                 }
                 let key = format!("{dir}/{name}");
                 if !key.starts_with(prefix) {
                     continue;
                 }
-                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                // DirEntry::metadata does not follow a symbolic link.
+                let size = entry
+                    .metadata()
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map_or(0, |m| m.len());
                 out.push(ObjectMeta { key, size });
             }
         }
@@ -548,7 +577,10 @@ impl Backend for FsBackend {
     fn delete(&self, key: &str) -> Result<(), BackendError> {
         self.refuse_read_only()?;
         let path = self.resolve(key)?;
-        fs::remove_file(&path).map_err(|e| self.io_error("delete", key, e))
+        self.faults
+            .check(Op::Delete)
+            .and_then(|()| fs::remove_file(&path))
+            .map_err(|e| self.io_error("delete", key, e))
     }
 
     fn free_space(&self) -> Result<Option<u64>, BackendError> {

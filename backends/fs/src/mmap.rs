@@ -1,15 +1,13 @@
 //! Read-only memory maps of generation files, for zero-copy loads (`Store::open`).
 
 use std::fs::File;
-use std::path::Path;
 
 use persist_core::backend::ObjectBytes;
 
 /// Maps the whole file at `path` read-only. `Ok(None)` for an empty file, which cannot be
 /// mapped (the caller reads it instead).
-pub(crate) fn map_file(path: &Path) -> std::io::Result<Option<ObjectBytes>> {
-    let file = File::open(path)?;
-    if file.metadata()?.len() == 0 {
+pub(crate) fn map_file(file: &File, len: u64) -> std::io::Result<Option<ObjectBytes>> {
+    if len == 0 {
         return Ok(None);
     }
     // `populate`: every page is read anyway (the HMAC covers the whole file), so fault them in
@@ -30,6 +28,6 @@ pub(crate) fn map_file(path: &Path) -> std::io::Result<Option<ObjectBytes>> {
     // store's own protocol never writes twice, and the HMAC and validation checks make it
     // visible to the next open. Deployments that cannot trust other writers to the directory
     // should use `Store::load` (which copies) instead of `Store::open`.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(file)? };
     Ok(Some(ObjectBytes::mapped(Box::new(map))))
 }

@@ -7,7 +7,9 @@ use object_store::aws::AmazonS3;
 use object_store::client::HttpClient;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
-use persist_core::backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
+use persist_core::backend::{
+    Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta,
+};
 
 use crate::error::{map_error, shut_down};
 use crate::runtime::OwnedRuntime;
@@ -140,6 +142,37 @@ impl Backend for S3Backend {
         bytes
             .map(|b| ObjectBytes::copy_from(&b))
             .map_err(|e| self.map(key, e))
+    }
+
+    /// One ranged GET for the first `len` bytes; the response carries the object's size.
+    fn get_head(&self, key: &str, len: usize) -> Result<ObjectHead, BackendError> {
+        let path = self.path_of(key)?;
+        let store = Arc::clone(&self.store);
+        let end = len.max(1) as u64;
+        let result = self.run(async move {
+            let options = object_store::GetOptions {
+                range: Some(object_store::GetRange::Bounded(0..end)),
+                ..Default::default()
+            };
+            let result = store.get_opts(&path, options).await?;
+            let size = result.meta.size;
+            result.bytes().await.map(|b| (b, size))
+        })?;
+        match result {
+            Ok((bytes, size)) => Ok(ObjectHead {
+                bytes: bytes[..len.min(bytes.len())].to_vec(),
+                size,
+            }),
+            // A range an empty object cannot satisfy: read it whole (it is empty).
+            Err(e @ object_store::Error::NotFound { .. }) => Err(self.map(key, e)),
+            Err(_) => {
+                let bytes = self.get(key)?;
+                Ok(ObjectHead {
+                    bytes: bytes[..len.min(bytes.len())].to_vec(),
+                    size: bytes.len() as u64,
+                })
+            }
+        }
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError> {

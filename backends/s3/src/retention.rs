@@ -7,7 +7,10 @@
 //! 2. among the newest `keep_last` valid ones;
 //! 3. the newest valid one of its clock hour, for hours within `hourly_for` (default 24 h);
 //! 4. the newest valid one of its UTC day, for days within `daily_for` (default 7 d);
-//! 5. invalid but newer than every valid one (kept for inspection, never silently removed).
+//! 5. invalid but newer than every valid one (kept for inspection, never silently removed);
+//! 6. not corrupt but unverifiable here: signed with a key the ring lacks, or of an envelope or
+//!    rkyv format this build does not read (kept always: it may be another key's or a newer
+//!    release's newest state).
 //!
 //! Everything else is deleted, with the reason. [`plan`] is the dry run: it lists every
 //! generation with its decision and reason, and [`apply`] executes exactly that plan, reporting
@@ -17,9 +20,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use persist_core::store::parse_generation_key;
+use persist_core::generation::parse_generation_key;
 use persist_core::{
-    Backend, BackendError, GenerationInfo, Header, Keyring, RejectReason, Store, StoreConfig,
+    Backend, BackendError, GenerationInfo, Header, Keyring, RejectKind, RejectReason, Store,
+    StoreConfig,
 };
 
 use crate::shared::SharedBackend;
@@ -75,7 +79,15 @@ pub enum Reason {
         /// Its age in seconds.
         age_secs: u64,
     },
-    /// Invalid and older than a valid generation.
+    /// Not corrupt, but this program cannot verify it (another key, a newer format): never
+    /// deleted.
+    NotCorrupt {
+        /// What it is (`foreign`, `too new`, …).
+        kind: RejectKind,
+        /// Why it cannot be verified.
+        why: String,
+    },
+    /// Corrupt and older than a valid generation.
     Invalid {
         /// Why it is invalid.
         why: String,
@@ -98,7 +110,14 @@ impl fmt::Display for Reason {
                     "expired: {age_secs} s old, not newest of a kept hour/day"
                 )
             }
-            Reason::Invalid { why } => write!(f, "invalid and superseded: {why}"),
+            Reason::NotCorrupt { kind, why } => {
+                write!(
+                    f,
+                    "{kind}, not corrupt: never deleted ({}): {why}",
+                    kind.advice()
+                )
+            }
+            Reason::Invalid { why } => write!(f, "corrupt and superseded: {why}"),
         }
     }
 }
@@ -266,6 +285,18 @@ fn plan_state(
             // A generation that could not be read may be perfectly valid: no plan is made on
             // incomplete knowledge, so a network error never turns into a delete.
             Err(RejectReason::Read(e)) => return Err(e),
+            Err(why) if why.kind() != RejectKind::Corrupt => {
+                let kind = why.kind();
+                out.push(entry(
+                    None,
+                    true,
+                    Reason::NotCorrupt {
+                        kind,
+                        why: why.to_string(),
+                    },
+                ));
+                continue;
+            }
             Err(why) => {
                 let why = why.to_string();
                 out.push(if valid_rank == 0 {

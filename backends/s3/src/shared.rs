@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use persist_core::backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
+use persist_core::backend::{
+    Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta,
+};
 
 /// A cloneable handle on a backend; every method delegates.
 #[derive(Clone, Debug)]
@@ -28,6 +30,9 @@ impl Backend for SharedBackend {
     }
     fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
         self.0.get_mapped(key)
+    }
+    fn get_head(&self, key: &str, len: usize) -> Result<ObjectHead, BackendError> {
+        self.0.get_head(key, len)
     }
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError> {
         self.0.list(prefix)

@@ -6,7 +6,7 @@ use std::sync::{Arc, Barrier};
 
 use common::{Blob, keyring, s3_env};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use persist_core::store::generation_key;
+use persist_core::generation::generation_key;
 use persist_core::{Backend, BackendError, LoadError, RejectReason, Store, StoreConfig};
 
 fn config(retain: usize) -> StoreConfig {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Blob, Moto, create_bucket, keyring, s3_env};
 use persist_core::envelope::{self, Header};
-use persist_core::store::generation_key;
+use persist_core::generation::generation_key;
 use persist_core::{Backend, BackendError, LoadError, Persist, RkyvFormat, Store, StoreConfig};
 use persist_fs::FsBackend;
 use persist_s3::retention::{self, Reason, RetentionPolicy};

@@ -47,6 +47,16 @@ pub struct Args {
     /// the local store has no valid generation.
     #[arg(long, value_name = "S3_URL")]
     off_site: Option<String>,
+    /// Start fresh even though generations exist that cannot be loaded (all corrupt, or an
+    /// authentic one this build cannot use: another key, a newer release, a failing
+    /// migration). Without it the demo refuses and says what to do; with it, those
+    /// generations are still kept (retention never deletes what it cannot load).
+    #[arg(long)]
+    fresh: bool,
+    /// Free space each save must leave on the store's filesystem, in bytes (a save that would
+    /// cut into it is refused before writing anything).
+    #[arg(long, default_value_t = StoreConfig::default().space_reserve, value_name = "BYTES")]
+    space_reserve: u64,
 }
 
 /// Runs or resumes the demo.
@@ -89,6 +99,7 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     let off_site = args.off_site.as_deref().map(crate::open::s3).transpose()?;
     let config = StoreConfig {
         off_site: off_site.map(|b| Arc::new(b) as Arc<dyn persist_core::Backend>),
+        space_reserve: args.space_reserve,
         ..StoreConfig::default()
     };
     let store = Store::new(Box::new(backend), Keyring::new(key), config);
@@ -111,7 +122,7 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
         None => None,
     };
 
-    let mut state = recover(&store, args.seed, out)?;
+    let mut state = recover(&store, args.seed, args.fresh, out)?;
     let start_step = state.step;
     let target = state.step.saturating_add(args.steps);
     let started = Instant::now();
@@ -140,7 +151,7 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
         r.stop();
     }
     if args.schemas {
-        crate::demo::schemas::save_all(&store, args.seed, out)?;
+        crate::demo::schemas::save_all(&store, args.seed, args.fresh, out)?;
     }
     let key_arg = if key_file.is_some() || std::env::var_os(persist_core::key::KEY_ENV).is_some() {
         String::new()
@@ -155,8 +166,15 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     Ok(Status::Ok)
 }
 
-/// Loads the newest valid generation, or starts fresh when there is none.
-fn recover(store: &Store, seed: u64, out: &mut dyn Write) -> Result<DemoState, CliError> {
+/// Loads the newest valid generation, or starts fresh when there is none. Generations that
+/// exist but cannot be loaded stop the demo (its learning must not silently restart) unless
+/// `fresh` says to start over anyway.
+fn recover(
+    store: &Store,
+    seed: u64,
+    fresh: bool,
+    out: &mut dyn Write,
+) -> Result<DemoState, CliError> {
     match store.load::<DemoState>() {
         Ok(loaded) => {
             outln!(out, "{}", loaded.report)?;
@@ -178,12 +196,12 @@ fn recover(store: &Store, seed: u64, out: &mut dyn Write) -> Result<DemoState, C
             outln!(out, "no generation yet, starting fresh (seed {seed})")?;
             Ok(DemoState::new(seed))
         }
-        Err(err @ LoadError::AllInvalid { .. }) => {
+        Err(err) if fresh => {
             outln!(out, "{err}")?;
             outln!(
                 out,
-                "no valid generation to resume from: starting fresh (seed {seed}); the invalid \
-                 generations are kept until retention passes them"
+                "--fresh: starting fresh (seed {seed}) although generations exist; those this \
+                 build cannot load are kept"
             )?;
             Ok(DemoState::new(seed))
         }

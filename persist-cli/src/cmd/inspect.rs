@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use persist_core::envelope::{self, EnvelopeError, Expect, HEADER_LEN, TAG_LEN};
-use persist_core::store::parse_generation_key;
+use persist_core::generation::parse_generation_key;
 use persist_core::{Header, Keyring};
 use serde::Serialize;
 

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use persist_core::{Header, Store};
+use persist_core::{BackendError, Header, RejectReason, Store};
 use serde::Serialize;
 
 use crate::error::{CliError, Status, write_json};
@@ -60,13 +60,16 @@ pub struct GenerationListing {
     pub key_id: Option<String>,
     /// Why it does not verify.
     pub error: Option<String>,
+    /// What the failure means (`corrupt`, `foreign`, `too new`, `undecodable`, `unreadable`):
+    /// only corrupt generations are walked past by a load.
+    pub kind: Option<String>,
 }
 
 impl GenerationListing {
-    fn new(info: &persist_core::GenerationInfo, verdict: Result<Header, String>) -> Self {
-        let (header, error) = match verdict {
-            Ok(h) => (Some(h), None),
-            Err(e) => (None, Some(e)),
+    fn new(info: &persist_core::GenerationInfo, verdict: Result<Header, RejectReason>) -> Self {
+        let (header, error, kind) = match verdict {
+            Ok(h) => (Some(h), None, None),
+            Err(e) => (None, Some(e.to_string()), Some(e.kind().to_string())),
         };
         GenerationListing {
             sequence: info.sequence,
@@ -78,6 +81,7 @@ impl GenerationListing {
             schema_version: header.as_ref().map(|h| h.schema_version),
             key_id: header.as_ref().map(|h| h.key_id.to_string()),
             error,
+            kind,
         }
     }
 }
@@ -94,9 +98,10 @@ pub fn listing(store: &Store, dir: &Path) -> Result<Listing, CliError> {
             .generations(&name)
             .map_err(list_err)?
             .iter()
-            .map(|g| {
-                let verdict = store.verify_generation(&name, g).map_err(|e| e.to_string());
-                GenerationListing::new(g, verdict)
+            .filter_map(|g| match store.verify_generation(&name, g) {
+                // Deleted by a live writer's retention since the listing: superseded, not failed.
+                Err(RejectReason::Read(BackendError::NotFound { .. })) => None,
+                verdict => Some(GenerationListing::new(g, verdict)),
             })
             .collect();
         states.push(StateListing { name, generations });
@@ -112,9 +117,19 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     let key = keys::require(key_file)?;
     let store = open::read_only(&args.dir, key)?;
     let listing = listing(&store, &args.dir)?;
+    // A state none of whose generations verifies cannot be loaded: the exit code says so.
+    let status = if listing
+        .states
+        .iter()
+        .all(|s| s.generations.iter().any(|g| g.verified))
+    {
+        Status::Ok
+    } else {
+        Status::VerificationFailed
+    };
     if args.json {
         write_json(out, &listing)?;
-        return Ok(Status::Ok);
+        return Ok(status);
     }
     let n = listing.states.len();
     outln!(
@@ -149,9 +164,13 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
             "schema"
         )?;
         for g in state.generations.iter().rev() {
-            let verdict = match &g.error {
-                None => "ok".to_string(),
-                Some(e) => format!("FAILED: {e}"),
+            let verdict = match (&g.error, g.kind.as_deref()) {
+                (None, _) => "ok".to_string(),
+                (Some(e), Some("corrupt")) => format!("FAILED (corrupt): {e}"),
+                (Some(e), kind) => format!(
+                    "FAILED ({}, NOT corrupt: a load stops here): {e}",
+                    kind.unwrap_or("?")
+                ),
             };
             outln!(
                 out,
@@ -162,6 +181,9 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
                 g.schema_version.map_or("-".into(), |v| format!("v{v}")),
             )?;
         }
+        if !state.generations.iter().any(|g| g.verified) {
+            outln!(out, "  NO VALID GENERATION: a load of {} fails", state.name)?;
+        }
     }
-    Ok(Status::Ok)
+    Ok(status)
 }

@@ -9,10 +9,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use persist_core::Store;
-use persist_core::compat::SchemaEntry;
+use persist_compat::SchemaEntry;
 use persist_core::envelope::{HEADER_LEN, TAG_LEN};
-use persist_core::store::GenerationInfo;
+use persist_core::generation::GenerationInfo;
+use persist_core::{BackendError, RejectKind, Store};
 use serde::Serialize;
 
 use crate::error::{CliError, Status, write_json};
@@ -61,6 +61,9 @@ struct FailedGeneration {
     sequence: u64,
     key: String,
     error: String,
+    /// `corrupt` (a load walks past it), or `foreign`, `too new`, `undecodable`, `unreadable`
+    /// (a load stops at it).
+    kind: String,
 }
 
 /// Verifies the store.
@@ -88,11 +91,20 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
                     payload = Some(checked);
                     break;
                 }
-                Err(error) => failed.push(FailedGeneration {
-                    sequence: g.sequence,
-                    key: g.key.clone(),
-                    error,
-                }),
+                // Deleted by a live writer's retention since the listing: superseded.
+                Err((_, RejectKind::Unreadable)) if !exists(&store, g) => {}
+                Err((error, kind)) => {
+                    failed.push(FailedGeneration {
+                        sequence: g.sequence,
+                        key: g.key.clone(),
+                        error,
+                        kind: kind.to_string(),
+                    });
+                    // A load stops at an authentic generation it cannot use: so does verify.
+                    if kind != RejectKind::Corrupt {
+                        break;
+                    }
+                }
             }
         }
         states.push(StateVerdict {
@@ -129,17 +141,25 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     })
 }
 
+/// Whether a generation is still there (a vanished one was superseded, not failed).
+fn exists(store: &Store, generation: &GenerationInfo) -> bool {
+    !matches!(
+        store.backend().get_head(&generation.key, 0),
+        Err(BackendError::NotFound { .. })
+    )
+}
+
 /// Verifies one generation as a load of this build would, as far as its types allow; `Ok`
-/// says how far that was, `Err` why the generation fails.
+/// says how far that was, `Err` why the generation fails and what kind of failure it is.
 fn check_generation(
     store: &Store,
     name: &str,
     generation: &GenerationInfo,
     schemas: &[SchemaEntry],
-) -> Result<String, String> {
+) -> Result<String, (String, RejectKind)> {
     let header = store
         .verify_generation(name, generation)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.to_string(), e.kind()))?;
     let version = header.schema_version;
     let Some(entry) = schemas
         .iter()
@@ -155,23 +175,32 @@ fn check_generation(
         });
     };
     if entry.chain_fingerprint != Some(header.fingerprint) {
-        return Err(format!(
-            "layout fingerprint mismatch for {name} v{version}: the generation has {}, this \
+        return Err((
+            format!(
+                "layout fingerprint mismatch for {name} v{version}: the generation has {}, this \
              build expects {} (changed without a version bump?)",
-            header.fingerprint,
-            entry
-                .chain_fingerprint
-                .map_or_else(|| "none".to_string(), |f| f.to_string())
+                header.fingerprint,
+                entry
+                    .chain_fingerprint
+                    .map_or_else(|| "none".to_string(), |f| f.to_string())
+            ),
+            RejectKind::TooNew,
         ));
     }
     let bytes = store
         .backend()
         .get(&generation.key)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.to_string(), RejectKind::Unreadable))?;
     let payload = bytes
         .get(HEADER_LEN..bytes.len().saturating_sub(TAG_LEN))
-        .ok_or_else(|| "changed while being verified".to_string())?;
-    let migrations = (entry.load)(version, payload).map_err(|e| format!("payload: {e}"))?;
+        .ok_or_else(|| {
+            (
+                "changed while being verified".to_string(),
+                RejectKind::Corrupt,
+            )
+        })?;
+    let migrations = (entry.load)(version, payload)
+        .map_err(|e| (format!("payload: {e}"), RejectKind::Undecodable))?;
     Ok(match migrations.len() {
         0 => format!("decoded as {name} v{version}"),
         n => format!(
@@ -202,18 +231,35 @@ fn print(verdict: &Verdict, out: &mut dyn Write) -> Result<(), CliError> {
         }
         outln!(out, "{}: FAILED", s.name)?;
         for f in &s.failed {
-            outln!(out, "  generation {} ({}): {}", f.sequence, f.key, f.error)?;
-        }
-        match s.newest_valid {
-            Some(seq) => outln!(
+            outln!(
                 out,
-                "  newest valid generation: {seq} ({} newer generation{} failed; {}); a load \
-                 falls back to it",
-                s.failed.len(),
-                if s.failed.len() == 1 { "" } else { "s" },
-                s.payload.as_deref().unwrap_or("")
+                "  generation {} ({}) [{}]: {}",
+                f.sequence,
+                f.key,
+                f.kind,
+                f.error
+            )?;
+        }
+        let blocking = s.failed.last().filter(|f| f.kind != "corrupt");
+        match (blocking, s.newest_valid) {
+            (Some(f), _) => outln!(
+                out,
+                "  a load stops at generation {} ({}, not corrupt) rather than fall back to \
+                 older state",
+                f.sequence,
+                f.kind
             )?,
-            None => outln!(out, "  no valid generation left: a load would fail")?,
+            (None, newest_valid) => match newest_valid {
+                Some(seq) => outln!(
+                    out,
+                    "  newest valid generation: {seq} ({} newer generation{} failed; {}); a load \
+                 falls back to it",
+                    s.failed.len(),
+                    if s.failed.len() == 1 { "" } else { "s" },
+                    s.payload.as_deref().unwrap_or("")
+                )?,
+                None => outln!(out, "  no valid generation left: a load would fail")?,
+            },
         }
     }
     let ok = verdict.states.iter().filter(|s| s.ok).count();

@@ -16,28 +16,56 @@ use crate::outln;
 
 /// Loads then saves every state of the users' schemas, with sizes from the specification
 /// (10 000 Q-table states, 10 000 replay experiences, a 64-128-64-1 risk network, …).
-pub fn save_all(store: &Store, seed: u64, out: &mut dyn Write) -> Result<(), CliError> {
+/// `fresh` saves a state anew even when its generations exist but cannot be loaded.
+pub fn save_all(
+    store: &Store,
+    seed: u64,
+    fresh: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     outln!(out, "users' states (persist-schemas):")?;
-    one(store, EntryAgentState::generate(10_000, seed), out)?;
-    one(store, ExitAgentState::generate(10_000, seed), out)?;
-    one(store, ReplayBufferState::generate(10_000, seed), out)?;
+    one(store, EntryAgentState::generate(10_000, seed), fresh, out)?;
+    one(store, ExitAgentState::generate(10_000, seed), fresh, out)?;
+    one(store, ReplayBufferState::generate(10_000, seed), fresh, out)?;
     one(
         store,
         RiskAdversaryState::generate_network(&[64, 128, 64, 1], 10_000, seed),
+        fresh,
         out,
     )?;
-    one(store, LearningMetricsState::generate(1_000, seed), out)?;
-    one(store, PortfolioRiskState::generate(20, 1_000, seed), out)?;
-    one(store, ShadowAgentsState::generate(5, 2_000, seed), out)?;
-    one(store, PositionState::generate(seed), out)?;
+    one(
+        store,
+        LearningMetricsState::generate(1_000, seed),
+        fresh,
+        out,
+    )?;
+    one(
+        store,
+        PortfolioRiskState::generate(20, 1_000, seed),
+        fresh,
+        out,
+    )?;
+    one(
+        store,
+        ShadowAgentsState::generate(5, 2_000, seed),
+        fresh,
+        out,
+    )?;
+    one(store, PositionState::generate(seed), fresh, out)?;
     one(
         store,
         MdpEsState::generate(1_000, 50, 100, 1_000, seed),
+        fresh,
         out,
     )
 }
 
-fn one<T: Persist>(store: &Store, value: T, out: &mut dyn Write) -> Result<(), CliError> {
+fn one<T: Persist>(
+    store: &Store,
+    value: T,
+    fresh: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let loaded = match store.load::<T>() {
         Ok(l) => {
             let r = &l.report;
@@ -49,7 +77,7 @@ fn one<T: Persist>(store: &Store, value: T, out: &mut dyn Write) -> Result<(), C
             format!("loaded v{}{migrated}", r.schema_version)
         }
         Err(LoadError::NoGeneration { .. }) => "none yet".to_string(),
-        Err(err @ LoadError::AllInvalid { .. }) => format!("none valid ({err})"),
+        Err(err) if fresh => format!("not loaded, saving anew (--fresh): {err}"),
         Err(err) => return Err(CliError::Load(err)),
     };
     let started = Instant::now();
@@ -82,8 +110,8 @@ mod tests {
             StoreConfig::default(),
         );
         let mut out = Vec::new();
-        save_all(&store, 7, &mut out).unwrap();
-        save_all(&store, 7, &mut out).unwrap();
+        save_all(&store, 7, false, &mut out).unwrap();
+        save_all(&store, 7, false, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches("none yet").count(), 9, "{text}");
         assert_eq!(text.matches("loaded v").count(), 9, "{text}");

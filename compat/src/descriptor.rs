@@ -1,4 +1,4 @@
-//! Parses layout descriptors (see [`crate::layout`]) into field paths, and diffs two of them.
+//! Parses layout descriptors (see [`persist_core::layout`]) into field paths, and diffs two of them.
 
 use std::collections::HashMap;
 
@@ -9,6 +9,10 @@ pub struct FieldLine {
     pub path: String,
     /// The node's own part of the descriptor: archived offset (struct fields), kind and shape.
     pub summary: String,
+    /// For a field without a recorded offset (the fields of an enum variant), its position
+    /// among its variant's fields, from 0: their order is part of the layout, but not of the
+    /// summary (so not of the `fields:` list of a snapshot file either). `None` elsewhere.
+    pub position: Option<usize>,
 }
 
 /// Flattens a state descriptor (`state NAME vN (FORMAT): TYPE`) or a bare type descriptor into
@@ -33,7 +37,9 @@ fn split_header(descriptor: &str) -> (&str, &str) {
 }
 
 /// A field-path diff of two descriptors, old → new: `- path: old`, `+ path: new`,
-/// `~ path: old -> new`, at most `limit` lines (then a count of the rest).
+/// `~ path: old -> new`, and `~ path: moved from field I to J` for a field of an enum variant
+/// whose position changed; at most `limit` lines (then a count of the rest). When the texts
+/// differ in a way no field path shows, the two whole descriptors (`- old`, `+ new`).
 pub fn diff(old: &str, new: &str, limit: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let (old_head, _) = split_header(old);
@@ -43,21 +49,36 @@ pub fn diff(old: &str, new: &str, limit: usize) -> Vec<String> {
     }
     match (flatten(old), flatten(new)) {
         (Some(a), Some(b)) => {
-            let in_new: HashMap<&str, &str> = b
-                .iter()
-                .map(|l| (l.path.as_str(), l.summary.as_str()))
-                .collect();
-            let in_old: HashMap<&str, &str> = a
-                .iter()
-                .map(|l| (l.path.as_str(), l.summary.as_str()))
-                .collect();
+            let in_new: HashMap<&str, &FieldLine> =
+                b.iter().map(|l| (l.path.as_str(), l)).collect();
+            let in_old: HashMap<&str, &FieldLine> =
+                a.iter().map(|l| (l.path.as_str(), l)).collect();
             for l in &a {
-                match in_new.get(l.path.as_str()) {
-                    None => lines.push(format!("- {}: {}", shown(&l.path), l.summary)),
-                    Some(s) if *s != l.summary => {
-                        lines.push(format!("~ {}: {} -> {}", shown(&l.path), l.summary, s))
+                let Some(n) = in_new.get(l.path.as_str()) else {
+                    lines.push(format!("- {}: {}", shown(&l.path), l.summary));
+                    continue;
+                };
+                let moved = match (l.position, n.position) {
+                    (Some(from), Some(to)) if from != to => {
+                        Some(format!("moved from field {from} to {to}"))
                     }
-                    Some(_) => {}
+                    _ => None,
+                };
+                match (n.summary != l.summary, moved) {
+                    (true, None) => lines.push(format!(
+                        "~ {}: {} -> {}",
+                        shown(&l.path),
+                        l.summary,
+                        n.summary
+                    )),
+                    (true, Some(moved)) => lines.push(format!(
+                        "~ {}: {} -> {} ({moved})",
+                        shown(&l.path),
+                        l.summary,
+                        n.summary
+                    )),
+                    (false, Some(moved)) => lines.push(format!("~ {}: {moved}", shown(&l.path))),
+                    (false, None) => {}
                 }
             }
             for l in &b {
@@ -70,6 +91,11 @@ pub fn diff(old: &str, new: &str, limit: usize) -> Vec<String> {
             lines.push(format!("- {old}"));
             lines.push(format!("+ {new}"));
         }
+    }
+    if lines.is_empty() && old != new {
+        // A difference no field path shows: never print an empty diff for changed layouts.
+        lines.push(format!("- {old}"));
+        lines.push(format!("+ {new}"));
     }
     if lines.len() > limit {
         let rest = lines.len() - limit;
@@ -140,6 +166,7 @@ impl Parser<'_> {
             self.out.push(FieldLine {
                 path,
                 summary: format!("{at}{name}"),
+                position: None,
             });
             return Some(());
         }
@@ -153,6 +180,7 @@ impl Parser<'_> {
         self.out.push(FieldLine {
             path: path.clone(),
             summary: format!("{at}{name}:{shape}"),
+            position: None,
         });
         if self.eat(b'<') {
             let mut index = 0;
@@ -190,7 +218,7 @@ impl Parser<'_> {
         if self.peek() == Some(close) {
             return Some(());
         }
-        loop {
+        for position in 0.. {
             let name = self.word()?.to_string();
             let offset = if self.eat(b'@') {
                 Some(self.digits()?.to_string())
@@ -198,11 +226,17 @@ impl Parser<'_> {
                 None
             };
             self.eat(b':').then_some(())?;
+            let line = self.out.len();
             self.node(join(path, &name), offset.as_deref())?;
+            if offset.is_none() {
+                // No offset to show the order (an enum variant's field): keep the position.
+                self.out[line].position = Some(position);
+            }
             if !self.eat(b',') {
-                return Some(());
+                break;
             }
         }
+        Some(())
     }
 
     fn variants(&mut self, path: &str) -> Option<()> {
@@ -217,6 +251,7 @@ impl Parser<'_> {
             self.out.push(FieldLine {
                 path: vpath.clone(),
                 summary: format!("variant #{discriminant}"),
+                position: None,
             });
             if self.eat(b'(') {
                 self.fields(&vpath, b')')?;
@@ -276,6 +311,33 @@ mod tests {
         let renamed = OLD.replace("b@8", "c@8");
         let d = diff(OLD, &renamed, 50);
         assert_eq!(d, ["- b: @8 f64:8/8", "+ c: @8 f64:8/8"]);
+    }
+
+    #[test]
+    fn reordered_fields_of_an_enum_variant_show_in_the_diff() {
+        let old =
+            "struct:24/8{action@0:enum:24/8{Hold#0,Open#1(qty:f64:8/8,price:f64:8/8,n:u8:1/1)}}";
+        let new = old.replace("qty:f64:8/8,price:f64:8/8", "price:f64:8/8,qty:f64:8/8");
+        assert_eq!(
+            diff(old, &new, 50),
+            [
+                "~ action::Open.qty: moved from field 0 to 1",
+                "~ action::Open.price: moved from field 1 to 0"
+            ]
+        );
+        let retyped = old.replace("qty:f64:8/8,price:f64:8/8", "price:f64:8/8,qty:f32:4/4");
+        assert_eq!(
+            diff(old, &retyped, 50),
+            [
+                "~ action::Open.qty: f64:8/8 -> f32:4/4 (moved from field 0 to 1)",
+                "~ action::Open.price: moved from field 1 to 0"
+            ]
+        );
+        let lines = flatten(old).expect("parses");
+        assert_eq!(
+            lines.iter().map(|l| l.position).collect::<Vec<_>>(),
+            [None, None, None, None, Some(0), Some(1), Some(2)]
+        );
     }
 
     #[test]

@@ -2,14 +2,16 @@
 //!
 //! A snapshot or golden file "matches its history" when its bytes equal the version first
 //! committed (the oldest commit of `HEAD` that touches the path): editing a committed file, even
-//! in a later commit, is caught. Outside a git checkout there is no history, and the checker
-//! falls back to each snapshot's internal consistency (see [`super`]).
+//! in a later commit, is caught. That needs the *whole* history: outside a git checkout, in a
+//! shallow clone (whose oldest commit is not the first), or when nothing under the snapshots
+//! directory was ever committed, [`History::missing`] says why, and the checker refuses to run
+//! unless told to accept each snapshot's internal consistency instead (see [`super`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::CompatError;
+use super::{CompatError, MissingHistory};
 
 /// The first committed bytes of every file under a directory.
 #[derive(Debug, Default)]
@@ -17,6 +19,8 @@ pub struct History {
     top: Option<PathBuf>,
     /// Repository-relative path → the commit that first added it.
     first_commit: HashMap<String, String>,
+    /// Why the history is incomplete, if it is.
+    missing: Option<MissingHistory>,
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<std::process::Output, CompatError> {
@@ -29,24 +33,47 @@ fn git(dir: &Path, args: &[&str]) -> Result<std::process::Output, CompatError> {
 }
 
 impl History {
-    /// Reads the history of `dir`; an empty history when `dir` is not inside a git work tree
-    /// (or git is not installed, or the repository has no commit yet).
+    /// Reads the history of `dir`. When it is incomplete, [`History::missing`] says why: `dir`
+    /// is not inside a git work tree (or git is not installed), the repository is a shallow
+    /// clone, or snapshot files exist but no commit touches `dir`. Without a work tree the
+    /// history is empty; in a shallow clone it starts at the oldest commit fetched.
     pub fn of(dir: &Path) -> Result<Self, CompatError> {
+        let has_files = has_files(dir);
         // The snapshots directory may not exist yet (first bless): ask git from its nearest
         // existing ancestor.
         let dir = dir.ancestors().find(|d| d.is_dir()).unwrap_or(dir);
-        let Ok(out) = git(dir, &["rev-parse", "--show-toplevel"]) else {
-            return Ok(History::default());
+        let not_a_checkout = |why: String| History {
+            missing: Some(MissingHistory::NotAGitCheckout(why)),
+            ..History::default()
+        };
+        let out = match git(dir, &["rev-parse", "--show-toplevel"]) {
+            Ok(out) => out,
+            Err(e) => return Ok(not_a_checkout(e.to_string())),
         };
         if !out.status.success() {
-            return Ok(History::default());
+            return Ok(not_a_checkout(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
         }
         let top = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let shallow = git(&top, &["rev-parse", "--is-shallow-repository"])
+            .and_then(|o| check_status(o, "git rev-parse --is-shallow-repository"))?;
+        let shallow = match String::from_utf8_lossy(&shallow.stdout).trim() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(CompatError::Git(format!(
+                    "git rev-parse --is-shallow-repository answered {other:?} (git 2.15 or \
+                     newer is needed)"
+                )));
+            }
+        };
         let head = git(&top, &["rev-parse", "--verify", "-q", "HEAD"])?;
         if !head.status.success() {
             return Ok(History {
                 top: Some(top),
                 first_commit: HashMap::new(),
+                missing: has_files.then_some(MissingHistory::NeverCommitted),
             });
         }
         // Only the history of the snapshots directory (`.` relative to it).
@@ -75,15 +102,41 @@ impl History {
                     .or_insert_with(|| commit.clone());
             }
         }
+        let missing = if shallow {
+            Some(MissingHistory::ShallowClone)
+        } else if first_commit.is_empty() && has_files {
+            Some(MissingHistory::NeverCommitted)
+        } else {
+            None
+        };
         Ok(History {
             top: Some(top),
             first_commit,
+            missing,
         })
     }
 
-    /// Whether history is available (a git checkout).
+    /// Whether there is any history to compare with (a git checkout, maybe incomplete).
     pub fn available(&self) -> bool {
         self.top.is_some()
+    }
+
+    /// Why the history is incomplete; `None` when it is the whole history.
+    pub fn missing(&self) -> Option<&MissingHistory> {
+        self.missing.as_ref()
+    }
+
+    /// The history to check with once its incompleteness is accepted: none at all, so that
+    /// each snapshot is checked against its own descriptor (a partial history would take a
+    /// shallow clone's oldest commit for the first, or uncommitted files for committed ones).
+    pub fn accept_missing(self) -> Self {
+        match self.missing {
+            None => self,
+            Some(missing) => History {
+                missing: Some(missing),
+                ..History::default()
+            },
+        }
     }
 
     /// The bytes of `path` as first committed; `None` if it was never committed.
@@ -114,6 +167,18 @@ impl History {
             .and_then(|o| check_status(o, "git show"))?;
         Ok(Some(out.stdout))
     }
+}
+
+/// Whether `dir` holds any file one level down (`<state>/<file>`), i.e. something was blessed.
+fn has_files(dir: &Path) -> bool {
+    let Ok(states) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    states.flatten().any(|state| {
+        std::fs::read_dir(state.path())
+            .map(|mut files| files.any(|f| f.is_ok_and(|f| f.path().is_file())))
+            .unwrap_or(false)
+    })
 }
 
 fn check_status(

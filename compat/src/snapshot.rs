@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::envelope::{self, Expect, Header};
-use crate::{Fingerprint, Keyring, RkyvFormat};
+use persist_core::envelope::{self, Expect, Header};
+use persist_core::{Fingerprint, Keyring, RkyvFormat};
 
 use super::{CompatError, SchemaEntry, descriptor};
 
@@ -81,9 +81,13 @@ pub fn golden(entry: &SchemaEntry, ring: &Keyring) -> Result<Vec<u8>, CompatErro
     envelope::seal(ring, header, &payload).map_err(CompatError::Envelope)
 }
 
-/// Loads golden bytes of `entry`'s version through the chain of the current type. `Err` says
-/// why it does not load, as diff lines.
-pub fn load_golden(entry: &SchemaEntry, ring: &Keyring, bytes: &[u8]) -> Result<(), Vec<String>> {
+/// Loads golden bytes of `entry`'s version through the chain of the current type, and returns
+/// the value's `{:#?}` rendering. `Err` says why it does not load, as diff lines.
+pub fn load_golden(
+    entry: &SchemaEntry,
+    ring: &Keyring,
+    bytes: &[u8],
+) -> Result<String, Vec<String>> {
     let expect = Expect {
         name: Some(entry.name),
         sequence: None,
@@ -111,10 +115,10 @@ pub fn load_golden(entry: &SchemaEntry, ring: &Keyring, bytes: &[u8]) -> Result<
             },
         ]);
     }
-    let load = entry.load;
+    let load = entry.load_debug;
     let payload = opened.payload;
     match std::panic::catch_unwind(|| load(h.schema_version, payload)) {
-        Ok(Ok(_migrations)) => Ok(()),
+        Ok(Ok(rendering)) => Ok(rendering),
         Ok(Err(e)) => Err(vec![format!("decode/migration failed: {e}")]),
         Err(panic) => {
             let what = panic

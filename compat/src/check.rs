@@ -3,11 +3,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::Keyring;
+use persist_core::Keyring;
 
+use super::expected;
 use super::history::History;
 use super::snapshot::{self, Snapshot};
-use super::{CompatError, Report, Rule, SchemaEntry, Violation, descriptor};
+use super::{
+    CompatError, HistoryMode, MissingHistory, Report, Rule, SchemaEntry, Violation, descriptor,
+};
 
 const DIFF_LIMIT: usize = 40;
 
@@ -29,6 +32,10 @@ fn snapshot_path(dir: &Path, name: &str, version: u32) -> PathBuf {
 
 fn golden_path(dir: &Path, name: &str, version: u32) -> PathBuf {
     dir.join(name).join(format!("v{version}.pst"))
+}
+
+fn expected_path(dir: &Path, name: &str, version: u32) -> PathBuf {
+    dir.join(name).join(format!("v{version}.expected.txt"))
 }
 
 fn read(path: &Path) -> Result<Option<Vec<u8>>, CompatError> {
@@ -64,7 +71,8 @@ fn versions_on_disk(dir: &Path, name: &str) -> Result<BTreeSet<u32>, CompatError
         let file = entry.file_name().to_string_lossy().into_owned();
         let stem = file
             .strip_suffix(".schema")
-            .or_else(|| file.strip_suffix(".pst"));
+            .or_else(|| file.strip_suffix(".pst"))
+            .or_else(|| file.strip_suffix(".expected.txt"));
         if let Some(v) = stem
             .and_then(|s| s.strip_prefix('v'))
             .and_then(|v| v.parse().ok())
@@ -187,21 +195,60 @@ fn violation(
     }
 }
 
-/// Runs every rule.
-pub fn check(entries: &[SchemaEntry], dir: &Path, ring: &Keyring) -> Result<Report, CompatError> {
+/// The history of `dir` as `mode` allows it: an error when it is incomplete and required
+/// (`bless` accepts a directory never committed: every file in it is new).
+fn history(dir: &Path, mode: HistoryMode, blessing: bool) -> Result<History, CompatError> {
     let history = History::of(dir)?;
+    match (history.missing(), mode) {
+        (None, _) => Ok(history),
+        (Some(MissingHistory::NeverCommitted), _) if blessing => Ok(history.accept_missing()),
+        (Some(_), HistoryMode::AcceptSelfConsistency) => Ok(history.accept_missing()),
+        (Some(reason), HistoryMode::Require) => Err(CompatError::HistoryMissing {
+            dir: dir.to_path_buf(),
+            reason: reason.clone(),
+        }),
+    }
+}
+
+/// Runs every rule.
+pub fn check(
+    entries: &[SchemaEntry],
+    dir: &Path,
+    ring: &Keyring,
+    mode: HistoryMode,
+) -> Result<Report, CompatError> {
+    check_against(entries, dir, ring, &history(dir, mode, false)?)
+}
+
+/// Runs every rule against `history`.
+fn check_against(
+    entries: &[SchemaEntry],
+    dir: &Path,
+    ring: &Keyring,
+    history: &History,
+) -> Result<Report, CompatError> {
     let mut report = Report {
         violations: Vec::new(),
-        git_history: history.available(),
+        history_missing: history.missing().cloned(),
     };
     for (name, list) in states(entries) {
         if let Some(v) = numbering(dir, name, &list)? {
             report.violations.push(v);
             continue;
         }
-        for e in list {
-            check_version(e, dir, ring, &history, &mut report.violations)?;
+        let mut found = Vec::new();
+        for e in &list {
+            check_version(e, dir, ring, history, &mut found)?;
         }
+        // Root cause: when the current version's layout changed, every older version's golden
+        // file loads as another value too; only the layout change is reported.
+        if found.iter().any(|v| {
+            v.rule == Rule::LayoutChangedWithoutVersionBump
+                && list.iter().any(|e| e.current_version == v.version)
+        }) {
+            found.retain(|v| v.rule != Rule::GoldenValueChanged);
+        }
+        report.violations.extend(found);
     }
     report.violations.extend(removed_states(entries, dir)?);
     Ok(report)
@@ -355,21 +402,85 @@ fn check_version(
     if layout_ok
         && chain_ok
         && let Some(bytes) = gold.reference
-        && let Err(diff) = snapshot::load_golden(e, ring, &bytes)
     {
-        out.push(violation(
-            Rule::GoldenDoesNotLoad,
-            e,
-            format!(
-                "{} does not load into the current version v{}",
-                gpath.display(),
-                e.current_version
-            ),
-            diff,
-            "fix the migration chain so that every released version still loads",
-        ));
+        match snapshot::load_golden(e, ring, &bytes) {
+            Err(diff) => out.push(violation(
+                Rule::GoldenDoesNotLoad,
+                e,
+                format!(
+                    "{} does not load into the current version v{}",
+                    gpath.display(),
+                    e.current_version
+                ),
+                diff,
+                "fix the migration chain so that every released version still loads",
+            )),
+            Ok(actual) => out.extend(check_expected(e, dir, &actual)?),
+        }
     }
     Ok(())
+}
+
+/// `GOLDEN_VALUE_CHANGED`: the golden file's value, once loaded, must equal its recorded
+/// expected value (`NEW_VERSION_NOT_BLESSED` when none is recorded for the current version).
+fn check_expected(
+    e: &SchemaEntry,
+    dir: &Path,
+    actual: &str,
+) -> Result<Option<Violation>, CompatError> {
+    let path = expected_path(dir, e.name, e.version);
+    let Some(bytes) = read(&path)? else {
+        return Ok(Some(violation(
+            Rule::NewVersionNotBlessed,
+            e,
+            "the golden file's expected value is not recorded yet".to_string(),
+            vec![format!("+ {} (missing)", path.display())],
+            "run `cargo xtask schema bless` and commit the new files",
+        )));
+    };
+    let recorded = expected::parse(&String::from_utf8_lossy(&bytes)).map_err(|reason| {
+        CompatError::BadSnapshot {
+            path: path.clone(),
+            reason,
+        }
+    })?;
+    if recorded.current_version != e.current_version {
+        return Ok(Some(violation(
+            Rule::NewVersionNotBlessed,
+            e,
+            format!(
+                "the golden file's expected value was recorded for another current version \
+                 (v{})",
+                recorded.current_version
+            ),
+            vec![format!(
+                "~ {}: loaded into v{} -> v{}",
+                path.display(),
+                recorded.current_version,
+                e.current_version
+            )],
+            "run `cargo xtask schema bless` to record the value in the new current version, \
+             review its diff, and commit it",
+        )));
+    }
+    if recorded.value.trim_end_matches('\n') == actual.trim_end_matches('\n') {
+        return Ok(None);
+    }
+    Ok(Some(violation(
+        Rule::GoldenValueChanged,
+        e,
+        format!(
+            "the golden file v{}.pst loads into v{} as another value than {} records \
+             (- expected line, + actual line)",
+            e.version,
+            e.current_version,
+            path.display()
+        ),
+        expected::line_diff(&recorded.value, actual, DIFF_LIMIT),
+        "fix the migration (or decoder) so that old generations load as before; if the change \
+         is a deliberate fix of a released migration, delete the .expected.txt file, run \
+         `cargo xtask schema bless`, and say why in the commit",
+    )))
 }
 
 fn modified(e: &SchemaEntry, path: &Path, how: String) -> Violation {
@@ -383,20 +494,55 @@ fn modified(e: &SchemaEntry, path: &Path, how: String) -> Violation {
     )
 }
 
-/// Writes every missing snapshot and golden file (never one that exists or was ever committed),
+/// Whether the current version of a state differs from its (committed) snapshot.
+fn current_layout_changed(
+    dir: &Path,
+    list: &[&SchemaEntry],
+    history: &History,
+) -> Result<bool, CompatError> {
+    let Some(current) = list.iter().find(|e| e.version == e.current_version) else {
+        return Ok(true);
+    };
+    let path = snapshot_path(dir, current.name, current.version);
+    let reference = match history.first_committed(&path)? {
+        Some(committed) => Some(committed),
+        None => read(&path)?,
+    };
+    Ok(reference.is_some_and(|text| {
+        snapshot::parse(&String::from_utf8_lossy(&text)).map(|s| s.fingerprint)
+            != Ok(current.fingerprint.to_string())
+    }))
+}
+
+fn write(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CompatError> {
+    let parent = path.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent).map_err(|source| CompatError::Io {
+        path: parent.to_path_buf(),
+        source,
+    })?;
+    std::fs::write(path, bytes).map_err(|source| CompatError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes every missing snapshot and golden file (never one that exists or was ever committed)
+/// and every missing expected value (re-recording one recorded for another current version),
 /// then checks.
 pub fn bless(
     entries: &[SchemaEntry],
     dir: &Path,
     ring: &Keyring,
+    mode: HistoryMode,
 ) -> Result<(Vec<PathBuf>, Report), CompatError> {
-    let history = History::of(dir)?;
+    // Read once, before writing: the files written are new, whatever git says of them after.
+    let history = history(dir, mode, true)?;
     let mut written = Vec::new();
     for (name, list) in states(entries) {
         if numbering(dir, name, &list)?.is_some() {
             continue;
         }
-        for e in list {
+        for &e in &list {
             let spath = snapshot_path(dir, e.name, e.version);
             let gpath = golden_path(dir, e.name, e.version);
             let Some(desc) = &e.descriptor else {
@@ -423,18 +569,35 @@ pub fn bless(
                 if read(&path)?.is_some() || history.first_committed(&path)?.is_some() {
                     continue;
                 }
-                let parent = path.parent().unwrap_or(dir);
-                std::fs::create_dir_all(parent).map_err(|source| CompatError::Io {
-                    path: parent.to_path_buf(),
-                    source,
-                })?;
-                std::fs::write(&path, bytes).map_err(|source| CompatError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+                write(dir, &path, &bytes)?;
+                written.push(path);
+            }
+        }
+        // Expected values, once the state's golden files exist: in the current version, so not
+        // while its layout differs from its snapshot.
+        if current_layout_changed(dir, &list, &history)? {
+            continue;
+        }
+        for e in list {
+            let path = expected_path(dir, e.name, e.version);
+            let stale = match read(&path)? {
+                None => true,
+                Some(old) => expected::parse(&String::from_utf8_lossy(&old))
+                    .is_ok_and(|x| x.current_version != e.current_version),
+            };
+            let gpath = golden_path(dir, e.name, e.version);
+            let golden = match history.first_committed(&gpath)? {
+                Some(committed) => Some(committed),
+                None => read(&gpath)?,
+            };
+            if let (true, Some(golden)) = (stale, golden)
+                && let Ok(value) = snapshot::load_golden(e, ring, &golden)
+            {
+                let text = expected::render(e.name, e.version, e.current_version, &value);
+                write(dir, &path, text.as_bytes())?;
                 written.push(path);
             }
         }
     }
-    Ok((written, check(entries, dir, ring)?))
+    Ok((written, check_against(entries, dir, ring, &history)?))
 }

@@ -1,0 +1,105 @@
+//! Retention of a store's own generations, run after every save.
+//!
+//! Invariants:
+//!
+//! - It runs only after the new generation is durable, so the newest loadable generation (the
+//!   one just written) is always kept, and nothing newer than it exists to be deleted.
+//! - It keeps the newest [`crate::StoreConfig::retain`] generations that are *loadable*: checked
+//!   exactly as a load of the type would check them (tag, fingerprint, validation, migration).
+//! - Below the last one kept it deletes loadable and corrupt generations only. A generation that
+//!   is foreign, too new, undecodable or unreadable is never deleted: it may be the newest
+//!   authentic state of another key, a newer release or a migration still to be fixed.
+//! - What is known of a generation is cached (generations are immutable), except "unreadable",
+//!   which may be passing.
+
+use crate::backend::BackendError;
+use crate::check::Schema;
+use crate::generation::GenerationInfo;
+use crate::recovery::{RejectKind, RejectReason};
+use crate::store::{StateBook, Store};
+
+/// What retention knows of one generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// A load of the type would use it.
+    Loadable,
+    /// Corrupt: may be deleted once older than the generations kept.
+    Corrupt,
+    /// Authentic (or unknown) and unusable by this program: never deleted.
+    Keep(RejectKind),
+    /// Not an object the store wrote (a directory or special file at a generation's name):
+    /// neither counted nor deleted.
+    NotOurs,
+}
+
+/// Applies retention to the state of `schema` and returns the sequence numbers deleted, and
+/// the first failure if any (a failed delete does not stop the others).
+pub(crate) fn apply(
+    store: &Store,
+    schema: &Schema,
+    book: &mut StateBook,
+) -> (Vec<u64>, Option<BackendError>) {
+    let name = schema.name();
+    let retain = store.config().retain;
+    let mut kept = 0usize;
+    let mut deleted = Vec::new();
+    let mut failure = None;
+    let listing = match store.listing(name) {
+        Ok(listing) => listing,
+        Err(e) => return (deleted, Some(e)),
+    };
+    for generation in listing.generations.iter().rev() {
+        let class = match book.known.get(&generation.sequence) {
+            Some(&class) => class,
+            None => match classify(store, schema, generation) {
+                Some(class) => {
+                    if class != Class::Keep(RejectKind::Unreadable) {
+                        book.known.insert(generation.sequence, class);
+                    }
+                    class
+                }
+                None => continue, // vanished: deleted by someone else meanwhile
+            },
+        };
+        match class {
+            Class::Loadable if kept < retain => kept += 1,
+            Class::Keep(kind) => {
+                tracing::debug!(name, sequence = generation.sequence, %kind, "retention keeps a generation it cannot load");
+            }
+            Class::Corrupt if kept < retain => {}
+            Class::NotOurs => {}
+            Class::Loadable | Class::Corrupt => {
+                match store.backend().delete(&generation.key) {
+                    Ok(()) | Err(BackendError::NotFound { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(name, sequence = generation.sequence, error = %e, "retention could not delete a generation");
+                        failure.get_or_insert(e);
+                        continue;
+                    }
+                }
+                book.known.remove(&generation.sequence);
+                tracing::debug!(
+                    name,
+                    sequence = generation.sequence,
+                    ?class,
+                    "retention deleted"
+                );
+                deleted.push(generation.sequence);
+            }
+        }
+    }
+    (deleted, failure)
+}
+
+/// Checks one generation as a load would; `None` if it vanished.
+fn classify(store: &Store, schema: &Schema, generation: &GenerationInfo) -> Option<Class> {
+    match store.check(schema, generation) {
+        Ok(_) => Some(Class::Loadable),
+        Err(RejectReason::Read(BackendError::NotFound { .. })) => None,
+        Err(RejectReason::Read(BackendError::NotAnObject { .. })) => Some(Class::NotOurs),
+        Err(reason) => Some(match reason.kind() {
+            RejectKind::Corrupt => Class::Corrupt,
+            kind => Class::Keep(kind),
+        }),
+    }
+}
