@@ -4,6 +4,7 @@ use rkyv::util::AlignedVec;
 
 use crate::check::Schema;
 use crate::persist::{CodecError, Persist};
+use crate::schema::Fingerprint;
 
 /// A state value serialised on the caller's thread, with the header fields of its type.
 ///
@@ -28,6 +29,8 @@ use crate::persist::{CodecError, Persist};
 #[derive(Debug)]
 pub struct Encoded {
     pub(crate) schema: Schema,
+    /// The layout fingerprint of the current version (the header's).
+    pub(crate) fingerprint: Fingerprint,
     pub(crate) payload: AlignedVec,
 }
 
@@ -36,6 +39,7 @@ impl Encoded {
     pub fn new<T: Persist>(value: &T) -> Result<Self, CodecError> {
         Ok(Encoded {
             schema: Schema::of::<T>(),
+            fingerprint: T::fingerprint(),
             payload: value.encode()?,
         })
     }

@@ -75,7 +75,7 @@ impl RejectKind {
             RejectKind::Corrupt => "it is damaged or not a generation; older generations are used",
             RejectKind::Foreign => {
                 "run the program with the key that signed it (as its signing key, or verify-only \
-                 beside a new one: Keyring::with_verify_only, `persist --verify-key`)"
+                 beside a new one: Keyring::with_verify_only)"
             }
             RejectKind::TooNew => {
                 "a newer release of the program wrote it: deploy that release (or a newer one)"

@@ -304,10 +304,7 @@ impl Store {
                 key_id: self.keyring.current().id(),
                 name: name.to_string(),
                 schema_version: encoded.schema.version(),
-                fingerprint: encoded
-                    .schema
-                    .fingerprint_of(encoded.schema.version())
-                    .expect("a type knows its current version"),
+                fingerprint: encoded.fingerprint,
                 rkyv_format: RkyvFormat::CURRENT,
                 sequence,
                 created_at_nanos: now_nanos(),

@@ -5,46 +5,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use persist_core::backend::{
-    Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta,
-};
+use persist_core::backend::BackendError;
 use persist_core::{SaveError, Store, StoreConfig};
 use persist_fs::{Fault, FsBackend, Op};
 use persist_tests::{AgentState, test_keyring};
-
-/// A `Store` owns its backend; this keeps a second handle on it for `set_fault`.
-#[derive(Debug)]
-struct Shared(Arc<FsBackend>);
-
-impl Backend for Shared {
-    fn location(&self) -> String {
-        self.0.location()
-    }
-    fn begin_put(&self, key: &str) -> Result<Box<dyn NewObject + '_>, BackendError> {
-        self.0.begin_put(key)
-    }
-    fn get(&self, key: &str) -> Result<ObjectBytes, BackendError> {
-        self.0.get(key)
-    }
-    fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
-        self.0.get_mapped(key)
-    }
-    fn get_head(&self, key: &str, len: usize) -> Result<ObjectHead, BackendError> {
-        self.0.get_head(key, len)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError> {
-        self.0.list(prefix)
-    }
-    fn delete(&self, key: &str) -> Result<(), BackendError> {
-        self.0.delete(key)
-    }
-    fn free_space(&self) -> Result<Option<u64>, BackendError> {
-        self.0.free_space()
-    }
-    fn put_new(&self, key: &str, parts: &[&[u8]]) -> Result<(), BackendError> {
-        self.0.put_new(key, parts)
-    }
-}
 
 const ERRNOS: [(i32, &str); 3] = [
     (libc::EIO, "EIO"),
@@ -89,7 +53,8 @@ fn run_case(op: Op, nth: u32, errno: i32, payload_entries: usize) -> (Vec<String
     let dir = tempfile::tempdir().unwrap();
     let backend = Arc::new(FsBackend::open(dir.path()).unwrap());
     let store = Store::new(
-        Box::new(Shared(Arc::clone(&backend))),
+        // A second handle on the backend, for `set_fault`.
+        Box::new(Arc::clone(&backend)),
         test_keyring(),
         StoreConfig {
             retain: 2,

@@ -39,7 +39,7 @@ pub(crate) enum Opened {
 pub(crate) fn open_regular(path: &Path) -> io::Result<Opened> {
     let file = match OpenOptions::new()
         .read(true)
-        .custom_flags(libc_flags())
+        .custom_flags(no_follow_no_block())
         .open(path)
     {
         Ok(file) => file,
@@ -56,7 +56,7 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<Opened> {
     })
 }
 
-fn libc_flags() -> i32 {
+fn no_follow_no_block() -> i32 {
     (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32
 }
 

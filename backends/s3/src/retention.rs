@@ -374,7 +374,75 @@ fn fmt_day(day: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fmt_day;
+    use super::*;
+    use persist_core::envelope::EnvelopeError;
+    use persist_core::{Fingerprint, KeyId, RkyvFormat};
+
+    /// Off-site retention deletes a superseded corrupt generation but never one that is only
+    /// foreign (another key's) or too new, however old: they may be authentic state.
+    #[test]
+    fn only_corrupt_generations_are_deleted_off_site() {
+        let info = |sequence| GenerationInfo {
+            sequence,
+            key: persist_core::generation::generation_key("s", sequence),
+            size: 0,
+        };
+        let newest_first: Vec<GenerationInfo> = (1..=5).rev().map(info).collect();
+        let header = |sequence| Header {
+            key_id: KeyId([1; 8]),
+            name: "s".into(),
+            schema_version: 1,
+            fingerprint: Fingerprint([0; 32]),
+            rkyv_format: RkyvFormat::CURRENT,
+            sequence,
+            created_at_nanos: 0,
+            payload_len: 0,
+        };
+        let mut verify = |g: &GenerationInfo, _fresh: bool| match g.sequence {
+            5 | 4 => Ok(header(g.sequence)),
+            3 => Err(RejectReason::Envelope(EnvelopeError::UnknownKey(KeyId(
+                [9; 8],
+            )))),
+            2 => Err(RejectReason::Envelope(EnvelopeError::FutureVersion {
+                found: 9,
+                newest_known: 1,
+            })),
+            _ => Err(RejectReason::Envelope(EnvelopeError::BadTag)),
+        };
+        let policy = RetentionPolicy {
+            keep_last: 1,
+            hourly_for: Duration::ZERO,
+            daily_for: Duration::ZERO,
+        };
+        let plan = plan_state("s", &newest_first, &policy, UNIX_EPOCH, &mut verify).unwrap();
+        let decision = |seq: u64| {
+            let e = plan.iter().find(|e| e.sequence == seq).expect("planned");
+            (e.keep, e.reason.clone())
+        };
+        assert_eq!(decision(5), (true, Reason::NewestValid));
+        assert!(matches!(decision(4), (false, Reason::Expired { .. })));
+        assert!(matches!(
+            decision(3),
+            (
+                true,
+                Reason::NotCorrupt {
+                    kind: RejectKind::Foreign,
+                    ..
+                }
+            )
+        ));
+        assert!(matches!(
+            decision(2),
+            (
+                true,
+                Reason::NotCorrupt {
+                    kind: RejectKind::TooNew,
+                    ..
+                }
+            )
+        ));
+        assert!(matches!(decision(1), (false, Reason::Invalid { .. })));
+    }
 
     #[test]
     fn days_format_as_dates() {
