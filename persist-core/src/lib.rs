@@ -30,7 +30,7 @@ pub mod view;
 
 pub use rkyv;
 
-pub use persist_derive::persist;
+pub use persist_derive::{Persist, persist};
 
 #[doc(hidden)]
 pub use layout::derive_support as __private;

@@ -50,6 +50,14 @@ pub enum CodecError {
         #[source]
         error: StepError,
     },
+    /// The value decoded and migrated, but the state's validation hook (`validate = path` in
+    /// `#[persist(...)]`) refused it: a load treats the generation as undecodable.
+    #[error("decoded value fails validation: {error}")]
+    Invalid {
+        /// The hook's error itself, with its type: see [`StepError::downcast_ref`].
+        #[source]
+        error: StepError,
+    },
 }
 
 /// The error a fallible migration step (`TryFrom`) returned, kept with its type.

@@ -91,3 +91,36 @@ pub fn impl_layout(item: &Item, ident: &Ident) -> TokenStream {
         }
     }
 }
+
+/// Asserts, before anything else is checked, that every field's type has a layout descriptor:
+/// a field whose type lacks `#[persist(nested)]` is then reported first, at the field's type,
+/// with `Layout`'s message naming the fix, rather than after a page of rkyv errors.
+pub fn assert_fields(item: &Item, ident: &Ident) -> TokenStream {
+    let types: Vec<&syn::Type> = match item {
+        Item::Struct(s) => s.fields.iter().map(|f| &f.ty).collect(),
+        Item::Enum(e) => e
+            .variants
+            .iter()
+            .flat_map(|v| v.fields.iter().map(|f| &f.ty))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if types.is_empty() {
+        return TokenStream::new();
+    }
+    // The bound spanned at the type's last token, so the error underlines the whole type.
+    let bounds = types.iter().map(|ty| {
+        let last = quote::ToTokens::to_token_stream(ty)
+            .into_iter()
+            .last()
+            .map_or_else(|| ty.span(), |t| t.span());
+        let bound = quote_spanned! {last=> ::persist_core::layout::Layout };
+        quote! { #ty: #bound }
+    });
+    quote! {
+        const _: () = {
+            trait __PersistFields {}
+            impl __PersistFields for #ident where #(#bounds),* {}
+        };
+    }
+}

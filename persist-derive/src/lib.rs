@@ -64,20 +64,36 @@
 //! the archived form behind the descriptor's back) are refused with a compile error.
 
 use proc_macro::TokenStream;
-use quote::quote;
-use syn::{Item, parse_macro_input};
+use proc_macro2::Span;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Attribute, Error, Item, parse_macro_input};
 
 mod args;
 mod check;
 mod layout;
 mod state;
 
-/// Makes a struct or an enum a persisted state (`name`, `version`, optional `from`/`try_from`)
-/// or a type nested inside states (`nested`). See the crate documentation.
+/// Makes a struct or an enum a persisted state (`name`, `version`, optional `from`/`try_from`,
+/// `validate`) or a type nested inside states (`nested`), adding rkyv's derives. See the crate
+/// documentation.
 #[proc_macro_attribute]
 pub fn persist(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut item = parse_macro_input!(item as Item);
-    match expand(attr.into(), &item) {
+    if let Some(derive) = derives_persist(attrs(&item)) {
+        // Emit the item without the derive, keeping its rkyv derives and attributes.
+        strip_derive_persist(&mut item);
+        let error = Error::new(
+            derive.span(),
+            "`#[persist(...)]` above `#[derive(.., Persist)]`: write one or the other. Either \
+             drop `Persist` (and rkyv's derives) from the derive list: `#[persist(...)]` alone \
+             adds them; or keep `#[derive(Archive, Serialize, Deserialize, Persist)]` and move \
+             `#[persist(...)]` below it, where it is the derive's helper attribute",
+        )
+        .to_compile_error();
+        return quote! { #item #error }.into();
+    }
+    match expand_attribute(attr.into(), &item) {
         Ok(tokens) => tokens.into(),
         Err(error) => {
             // Emit the item as written (minus the rkyv attributes that would now be unknown), so
@@ -89,20 +105,27 @@ pub fn persist(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn expand(attr: proc_macro2::TokenStream, item: &Item) -> syn::Result<proc_macro2::TokenStream> {
-    let args = args::parse(attr)?;
-    check::item(item)?;
-    let ident = match item {
-        Item::Struct(s) => &s.ident,
-        Item::Enum(e) => &e.ident,
-        _ => unreachable!("check::item accepts structs and enums only"),
-    };
-    let layout = layout::impl_layout(item, ident);
-    let persist = match &args {
-        args::Args::Nested => proc_macro2::TokenStream::new(),
-        args::Args::State(state) => state::impl_persist(ident, state),
-    };
+/// `#[derive(Persist)]` with `#[persist(...)]` as its helper attribute, for a type that derives
+/// rkyv's `Archive`, `Serialize` and `Deserialize` itself. Generates what the attribute does,
+/// except the rkyv derives. See the crate documentation.
+#[proc_macro_derive(Persist, attributes(persist))]
+pub fn derive_persist(item: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(item as Item);
+    match expand_derive(&item) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+fn expand_attribute(
+    attr: proc_macro2::TokenStream,
+    item: &Item,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let args = args::parse(attr, Span::call_site())?;
+    let impls = impls(&args, item)?;
+    // The impls first: the checks among them are then reported before rkyv's errors.
     Ok(quote! {
+        #impls
         #[derive(
             ::persist_core::rkyv::Archive,
             ::persist_core::rkyv::Serialize,
@@ -110,9 +133,96 @@ fn expand(attr: proc_macro2::TokenStream, item: &Item) -> syn::Result<proc_macro
         )]
         #[rkyv(crate = ::persist_core::rkyv)]
         #item
+    })
+}
+
+fn expand_derive(item: &Item) -> syn::Result<proc_macro2::TokenStream> {
+    let helpers: Vec<&Attribute> = attrs(item)
+        .iter()
+        .filter(|a| a.path().is_ident("persist"))
+        .collect();
+    let attr = match helpers.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(Error::new(
+                Span::call_site(),
+                "`#[derive(Persist)]` needs `#[persist(name = \"...\", version = N)]` (or \
+                 `#[persist(nested)]` for a type used inside states) below the derive",
+            ));
+        }
+        [_, second, ..] => {
+            return Err(Error::new(
+                second.span(),
+                "one `#[persist(...)]` per type: merge the arguments",
+            ));
+        }
+    };
+    let tokens = match &attr.meta {
+        syn::Meta::List(list) => list.tokens.clone(),
+        _ => proc_macro2::TokenStream::new(),
+    };
+    let args = args::parse(tokens, attr.span())?;
+    let ident = ident(item);
+    let impls = impls(&args, item)?;
+    // The type must derive rkyv's traits itself; said first, and in these words.
+    let rkyv = quote_spanned! {ident.span()=>
+        const _: () = {
+            trait __PersistRkyv {}
+            impl __PersistRkyv for #ident where #ident: ::persist_core::__private::RkyvDerived {}
+        };
+    };
+    Ok(quote! {
+        #rkyv
+        #impls
+    })
+}
+
+/// The checks, the `Layout` impl and, for a state, the `Persist` impl.
+fn impls(args: &args::Args, item: &Item) -> syn::Result<proc_macro2::TokenStream> {
+    check::item(item)?;
+    let ident = ident(item);
+    let fields = layout::assert_fields(item, ident);
+    let layout = layout::impl_layout(item, ident);
+    let persist = match args {
+        args::Args::Nested => proc_macro2::TokenStream::new(),
+        args::Args::State(state) => state::impl_persist(ident, state),
+    };
+    Ok(quote! {
+        #fields
         #layout
         #persist
     })
+}
+
+fn ident(item: &Item) -> &syn::Ident {
+    match item {
+        Item::Struct(s) => &s.ident,
+        Item::Enum(e) => &e.ident,
+        _ => unreachable!("check::item accepts structs and enums only"),
+    }
+}
+
+fn attrs(item: &Item) -> &[Attribute] {
+    match item {
+        Item::Struct(s) => &s.attrs,
+        Item::Enum(e) => &e.attrs,
+        _ => &[],
+    }
+}
+
+/// The `Persist` in a `#[derive(..)]` of `attrs`, if any.
+fn derives_persist(attrs: &[Attribute]) -> Option<syn::Path> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("derive"))
+        .filter_map(|a| {
+            a.parse_args_with(
+                syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+            )
+            .ok()
+        })
+        .flatten()
+        .find(|p| p.segments.last().is_some_and(|s| s.ident == "Persist"))
 }
 
 fn strip_rkyv_attrs(item: &mut Item) {
@@ -130,5 +240,25 @@ fn strip_rkyv_attrs(item: &mut Item) {
             }
         }
         _ => {}
+    }
+}
+
+/// Removes `Persist` from the item's derive lists (after the attribute refused the pair).
+fn strip_derive_persist(item: &mut Item) {
+    let attrs = match item {
+        Item::Struct(s) => &mut s.attrs,
+        Item::Enum(e) => &mut e.attrs,
+        _ => return,
+    };
+    for attr in attrs.iter_mut().filter(|a| a.path().is_ident("derive")) {
+        let Ok(paths) = attr.parse_args_with(
+            syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+        ) else {
+            continue;
+        };
+        let kept = paths
+            .into_iter()
+            .filter(|p| p.segments.last().is_none_or(|s| s.ident != "Persist"));
+        *attr = syn::parse_quote! { #[derive(#(#kept),*)] };
     }
 }
