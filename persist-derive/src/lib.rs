@@ -30,22 +30,62 @@
 //!   `Error + Send + Sync` or a string, is reported as `CodecError::Migration` carrying the error
 //!   itself: `StepError::downcast_ref` gets it back with its type). The chain may be any length;
 //!   each older version stays in the code as a frozen type.
+//! - `validate = path`: a check run on every decoded value, after the whole chain has migrated
+//!   it: `Self::check` or a free function, `fn(&Self) -> Result<(), E>` where `E` is any
+//!   `Error + Send + Sync + 'static` or a string. A refusal is `CodecError::Invalid` carrying the
+//!   error, and a load treats the generation as undecodable: the value is never handed out.
 //! - `nested`: a struct or enum used inside states. It gets the rkyv derives and a layout
 //!   descriptor, but no name or version: it is versioned by the states that contain it.
 //!
-//! # Why an attribute and not `#[derive(Persist)]`
+//! ```
+//! use persist_core::persist;
 //!
-//! A persisted type needs rkyv's `Archive`, `Serialize` and `Deserialize` derives, and rkyv's
-//! derives look for the rkyv crate at `::rkyv` unless told otherwise with
-//! `#[rkyv(crate = ...)]`. A derive macro cannot add attributes to the item it is applied to, so
-//! `#[derive(Persist)]` would force every user to depend on rkyv directly or to write the
-//! derives and `#[rkyv(crate = persist_core::rkyv)]` by hand on every type. An attribute macro
-//! receives the whole item and may rewrite it, so `#[persist(...)]` adds
-//! `#[derive(Archive, Serialize, Deserialize)]` and `#[rkyv(crate = ::persist_core::rkyv)]`
-//! itself, then generates the `Layout` and `Persist` impls. Other derives and type-level
-//! `#[rkyv(...)]` attributes (`derive(Debug)`, `compare(PartialEq)`, …) may be written next to
-//! it as usual, below it: Rust expands attribute macros before derives and requires them to
-//! come first.
+//! #[persist(name = "agent", version = 1, validate = Self::check)]
+//! pub struct Agent { pub epsilon: f64 }
+//!
+//! impl Agent {
+//!     fn check(&self) -> Result<(), String> {
+//!         if (0.0..=1.0).contains(&self.epsilon) { Ok(()) } else { Err(format!("epsilon {}", self.epsilon)) }
+//!     }
+//! }
+//! ```
+//!
+//! # Two spellings: the attribute, or `#[derive(Persist)]` for types that already use rkyv
+//!
+//! A persisted type needs rkyv's `Archive`, `Serialize` and `Deserialize` derives. The attribute
+//! form adds them: an attribute macro receives the whole item and may rewrite it, so
+//! `#[persist(...)]` adds `#[derive(Archive, Serialize, Deserialize)]` and
+//! `#[rkyv(crate = ::persist_core::rkyv)]` itself (a downstream crate needs no rkyv dependency),
+//! then generates the `Layout` and `Persist` impls. Other derives and type-level `#[rkyv(...)]`
+//! attributes (`derive(Debug)`, `compare(PartialEq)`, …) go below it.
+//!
+//! A codebase whose types already derive rkyv's traits writes `#[derive(Persist)]` next to them
+//! instead, with the same arguments in `#[persist(...)]` as the derive's helper attribute,
+//! **below** the `#[derive(...)]` line. It generates the same impls (the same fingerprint, too)
+//! and leaves the rkyv derives to the user:
+//!
+//! ```
+//! use persist_core::Persist;
+//! use persist_core::rkyv::{Archive, Deserialize, Serialize};
+//!
+//! #[derive(Archive, Serialize, Deserialize, Persist)]
+//! #[persist(nested)]
+//! #[rkyv(crate = persist_core::rkyv)]       // or rkyv 0.8 as your own dependency
+//! pub struct Position { pub ticket: u64, pub entry: f64 }
+//!
+//! #[derive(Archive, Serialize, Deserialize, Persist)]
+//! #[persist(name = "book", version = 1)]
+//! #[rkyv(crate = persist_core::rkyv)]
+//! pub struct Book { pub positions: Vec<Position> }
+//!
+//! assert_eq!(<Book as persist_core::Persist>::NAME, "book");
+//! ```
+//!
+//! `use persist_core::Persist` imports the trait and the derive at once (as `serde::Serialize`
+//! does). With the attribute macro `persist` in scope too, `#[persist(...)]` below the derive is
+//! still the helper; above it, rustc reports the name as ambiguous. `#[derive(Persist)]` without
+//! rkyv's derives, without `#[persist(...)]`, or under `#[persist_core::persist(...)]` is a
+//! compile error saying what to write instead.
 //!
 //! # What it generates
 //!
