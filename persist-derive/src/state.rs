@@ -45,7 +45,7 @@ pub fn impl_persist(ident: &Ident, args: &StateArgs) -> TokenStream {
                 },
                 StepKind::TryFrom => quote_spanned! {prev.span()=>
                     <Self as ::core::convert::TryFrom<#prev>>::try_from(old.value).map_err(|e| {
-                        let error = #p::persist::StepError::new(e);
+                        let error = #p::StepError::new(e);
                         #p::CodecError::Migration {
                             from: <#prev as #p::Persist>::VERSION,
                             to: #version,

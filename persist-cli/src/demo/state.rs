@@ -92,7 +92,9 @@ impl Persist for DemoState {
         decoded
             .value
             .validate()
-            .map_err(|reason| CodecError::InvalidPayload(format!("demo state: {reason}")))?;
+            .map_err(|reason| CodecError::Invalid {
+                error: persist_core::StepError::new(format!("demo state: {reason}")),
+            })?;
         Ok(decoded)
     }
 }
@@ -177,7 +179,9 @@ mod tests {
         state.q.pop();
         let bytes = state.encode().unwrap();
         let err = DemoState::decode(1, &bytes).unwrap_err();
-        assert!(matches!(err, CodecError::InvalidPayload(ref m) if m.contains("Q-table")));
+        assert!(
+            matches!(err, CodecError::Invalid { ref error } if error.to_string().contains("Q-table"))
+        );
 
         let mut state = DemoState::new(3);
         state.replay.items.push(Experience {
