@@ -65,10 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let restored = Store::new(
         Box::new(FsBackend::open(&local_dir)?),
         example_keyring(),
-        StoreConfig {
-            off_site: Some(off_site),
-            ..StoreConfig::default()
-        },
+        StoreConfig::default().with_off_site(off_site),
     );
     let loaded = restored.load::<PositionBook>()?;
     println!("restored: {}", loaded.report);

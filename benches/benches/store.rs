@@ -12,7 +12,7 @@ use persist_bench::agent::EntryAgentState;
 use persist_bench::floor::{ProtocolFloor, hmac_sha256, tag_floor};
 use persist_bench::replay::{LARGE_EXPERIENCES, ReplayBuffer, SPEC_EXPERIENCES};
 use persist_bench::{BENCH_SECRET, bench_keyring, open_store};
-use persist_core::envelope::{DOMAIN_V1, TAG_LEN};
+use persist_core::format::{DOMAIN_V1, TAG_LEN};
 use persist_core::{Persist, Store, StoreConfig};
 
 /// Stores and floors live under the target directory, on the filesystem being measured.
@@ -101,10 +101,7 @@ fn large(c: &mut Criterion) {
     let bytes = newest_envelope::<ReplayBuffer>(&store, &root);
     let serial = open_store(
         &dir.path().join("serial"),
-        StoreConfig {
-            parallel_sign_threshold: usize::MAX,
-            ..StoreConfig::default()
-        },
+        StoreConfig::default().with_parallel_sign_threshold(usize::MAX),
     )
     .expect("store");
     let mut floor = ProtocolFloor::new(&dir.path().join("floor"), 4).expect("floor");

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
 use persist_core::Key;
-use persist_core::envelope::{self, HEADER_LEN, TAG_LEN};
+use persist_core::format;
+use persist_core::format::{HEADER_LEN, TAG_LEN};
 use sha2::Sha256;
 
 /// Durable writes of byte strings into one directory with plain `std::fs`, each under a fresh
@@ -74,7 +75,7 @@ impl ProtocolFloor {
 pub fn tag_floor(key: &Key, signed: &[u8]) -> [u8; TAG_LEN] {
     let (head, payload) = signed.split_at(HEADER_LEN);
     let head: &[u8; HEADER_LEN] = head.try_into().expect("a generation starts with a header");
-    envelope::tag(key, head, payload)
+    format::tag(key, head, payload)
 }
 
 /// HMAC-SHA256 of the concatenation of `parts` under `key` (hmac 0.12 and sha2 0.10, as in

@@ -6,7 +6,7 @@ use persist_bench::agent::EntryAgentState;
 use persist_bench::floor::{ProtocolFloor, tag_floor};
 use persist_bench::replay::{ReplayBuffer, SPEC_EXPERIENCES};
 use persist_bench::{bench_keyring, open_store, report};
-use persist_core::envelope::{HEADER_LEN, TAG_LEN};
+use persist_core::format::{HEADER_LEN, TAG_LEN};
 use persist_core::{Persist, StoreConfig};
 
 #[test]

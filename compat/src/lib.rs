@@ -67,7 +67,7 @@ use std::process::ExitCode;
 
 use persist_core::rkyv::util::AlignedVec;
 
-use persist_core::envelope::EnvelopeError;
+use persist_core::EnvelopeError;
 use persist_core::{CodecError, Fingerprint, Key, Keyring, MigrationStep, Persist};
 
 pub use descriptor::{FieldLine, diff as descriptor_diff, flatten as descriptor_fields};

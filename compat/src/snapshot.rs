@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use persist_core::envelope::{self, Expect, Header};
+use persist_core::format;
+use persist_core::{Expect, Header};
 use persist_core::{Fingerprint, Keyring, RkyvFormat};
 
 use super::{CompatError, SchemaEntry, descriptor};
@@ -78,7 +79,7 @@ pub fn golden(entry: &SchemaEntry, ring: &Keyring) -> Result<Vec<u8>, CompatErro
         created_at_nanos: 0,
         payload_len: 0,
     };
-    envelope::seal(ring, header, &payload).map_err(CompatError::Envelope)
+    format::seal(ring, header, &payload).map_err(CompatError::Envelope)
 }
 
 /// Loads golden bytes of `entry`'s version through the chain of the current type, and returns
@@ -94,8 +95,8 @@ pub fn load_golden(
         min_version: Some(entry.oldest_version),
         max_version: Some(entry.current_version),
     };
-    let opened = envelope::open(ring, bytes, &expect)
-        .map_err(|e| vec![format!("envelope rejected: {e}")])?;
+    let opened =
+        format::open(ring, bytes, &expect).map_err(|e| vec![format!("envelope rejected: {e}")])?;
     let h = &opened.header;
     if h.schema_version != entry.version {
         return Err(vec![format!(

@@ -12,14 +12,16 @@
 
 use std::sync::OnceLock;
 
-use persist_core::envelope::{
-    self, Expect, HEADER_LEN, Header, MAX_NAME_LEN, TAG_LEN, open, open_with, seal, validate_name,
+use persist_core::format;
+use persist_core::format::generation_key;
+use persist_core::format::{
+    HEADER_LEN, MAX_NAME_LEN, TAG_LEN, open, open_with, seal, validate_name,
 };
-use persist_core::generation::generation_key;
 use persist_core::{
     Backend, Key, Keyring, LoadError, MemoryBackend, OpenError, Persist, RejectKind, RkyvFormat,
     Store, StoreConfig, persist,
 };
+use persist_core::{Expect, Header};
 
 /// The fixed key every target signs and verifies with.
 pub fn ring() -> &'static Keyring {
@@ -137,8 +139,8 @@ pub fn header(data: &[u8]) {
     // A valid name is ASCII, so the lossy decoding kept it byte for byte.
     let n = h.name.len();
     assert!(n <= MAX_NAME_LEN);
-    assert_eq!(&encoded[..8], &envelope::MAGIC);
-    assert_eq!(&encoded[8..10], &envelope::FORMAT_VERSION.to_le_bytes());
+    assert_eq!(&encoded[..8], &format::MAGIC);
+    assert_eq!(&encoded[8..10], &format::FORMAT_VERSION.to_le_bytes());
     assert_eq!(&encoded[12..16], &(HEADER_LEN as u32).to_le_bytes());
     assert_eq!(encoded[30] as usize, n);
     // The fields sit where the input had them (bytes 8..16, 30, 31 and the padding after the
@@ -205,7 +207,7 @@ pub fn sign(unsigned: &[u8]) -> Vec<u8> {
     let tag = if head[8..10] == [1, 0] {
         tag_v1(head, payload)
     } else {
-        envelope::tag(ring().current(), head, payload)
+        format::tag(ring().current(), head, payload)
     };
     [unsigned, &tag[..]].concat()
 }
@@ -220,7 +222,7 @@ pub fn envelope_signed(unsigned: &[u8]) {
         let encoded = opened.header.encode().expect("an accepted name is valid");
         assert_eq!(&encoded[..8], &signed[..8]);
         assert_eq!(&encoded[10..], &signed[10..HEADER_LEN]);
-        assert!(envelope::is_readable_format(u16::from_le_bytes([
+        assert!(format::is_readable_format(u16::from_le_bytes([
             signed[8], signed[9]
         ])));
     }
@@ -335,7 +337,7 @@ fn tag_v1(head: &[u8], payload: &[u8]) -> [u8; TAG_LEN] {
     use hmac::{Hmac, Mac};
     let mut mac =
         Hmac::<sha2::Sha256>::new_from_slice(ring().current().secret()).expect("any key length");
-    mac.update(envelope::DOMAIN_V1);
+    mac.update(format::DOMAIN_V1);
     mac.update(head);
     mac.update(payload);
     mac.finalize().into_bytes().into()
@@ -526,6 +528,7 @@ pub fn store_open(data: &[u8]) {
             let _ = OpenError::Load(error).to_string();
             assert!(loaded.is_err());
         }
+        Err(other) => panic!("an open error this target does not know: {other}"),
     }
 }
 
@@ -543,10 +546,7 @@ pub fn saved_generations(values: &[&dyn Fn(&Store)]) -> Vec<Vec<u8>> {
     let store = Store::new(
         Box::new(backend.clone()),
         ring().clone(),
-        StoreConfig {
-            retain: usize::MAX,
-            ..StoreConfig::default()
-        },
+        StoreConfig::default().with_retain(usize::MAX),
     );
     for save in values {
         save(&store);
@@ -605,10 +605,10 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ("format1", format1.clone()),
         ("empty-payload", empty.clone()),
         ("empty", Vec::new()),
-        ("magic-only", envelope::MAGIC.to_vec()),
+        ("magic-only", format::MAGIC.to_vec()),
         ("zero-header", {
             let mut b = vec![0; HEADER_LEN + TAG_LEN];
-            b[..8].copy_from_slice(&envelope::MAGIC);
+            b[..8].copy_from_slice(&format::MAGIC);
             b
         }),
         ("name-len-255", long_name),

@@ -35,6 +35,14 @@ impl Status {
 /// A usage or setup error: the command could not do its job (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// Verifying a state failed for a reason that is not a generation's.
+    #[error("cannot verify {name}: {message}")]
+    Verify {
+        /// The state.
+        name: String,
+        /// Why.
+        message: String,
+    },
     /// No key was given by any of the accepted means.
     #[error(
         "no key given: pass --key FILE, or set PERSIST_KEY_FILE to a key file or PERSIST_KEY to \
@@ -145,7 +153,6 @@ impl CliError {
 }
 
 /// Writes a line to a `Write`, mapping a failure to [`CliError::Output`].
-#[macro_export]
 macro_rules! outln {
     ($out:expr) => {
         writeln!($out).map_err($crate::error::CliError::Output)
@@ -154,6 +161,7 @@ macro_rules! outln {
         writeln!($out, $($arg)*).map_err($crate::error::CliError::Output)
     };
 }
+pub(crate) use outln;
 
 /// Prints `error: <message>` and then each cause on its own line, skipping a cause whose text
 /// the previous message already contains (many errors quote their source).

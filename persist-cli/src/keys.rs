@@ -9,7 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use persist_core::key::KEY_ENV;
+use persist_core::KEY_ENV;
 use persist_core::{Key, KeyError};
 
 use crate::error::CliError;

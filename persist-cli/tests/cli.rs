@@ -638,7 +638,8 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn verify_decodes_the_states_this_build_knows() {
-    use persist_core::envelope::{self, Header};
+    use persist_core::Header;
+    use persist_core::format;
     use persist_core::{Key, Keyring, Persist, RkyvFormat};
 
     let dir = tempfile::tempdir().unwrap();
@@ -663,7 +664,7 @@ fn verify_decodes_the_states_this_build_knows() {
     );
     assert!(
         ok.stdout
-            .contains("envelope only: this build has no schema for this state"),
+            .contains("envelope only: this program has no schema for this state"),
         "the demo's own agent is not a users' schema: {}",
         ok.stdout
     );
@@ -681,7 +682,7 @@ fn verify_decodes_the_states_this_build_knows() {
         created_at_nanos: 0,
         payload_len: 0,
     };
-    let bytes = envelope::seal(&ring, header, &[0xEE; 256]).unwrap();
+    let bytes = format::seal(&ring, header, &[0xEE; 256]).unwrap();
     fs::write(store.join("position/00000000000000000099.pst"), bytes).unwrap();
     let bad = persist_run(&["verify", s(&store), "--key", s(&key), "--json"]);
     bad.assert_code(1);
@@ -696,7 +697,7 @@ fn verify_decodes_the_states_this_build_knows() {
     assert_eq!(position["failed"][0]["sequence"], 99);
     assert_eq!(position["failed"][0]["kind"], "undecodable");
     let error = position["failed"][0]["error"].as_str().unwrap();
-    assert!(error.starts_with("payload:"), "{error}");
+    assert!(error.contains("payload fails validation"), "{error}");
     // Authentic but undecodable: a load stops there, and so does verify.
     assert!(position["newest_valid"].is_null(), "{position}");
     let text = persist_run(&["verify", s(&store), "--key", s(&key)]);
@@ -705,5 +706,30 @@ fn verify_decodes_the_states_this_build_knows() {
         text.stdout.contains("a load stops at generation 99"),
         "{}",
         text.stdout
+    );
+
+    // Another program's state that happens to be called `position`: same name, another layout.
+    // Matched by name and fingerprint, it is not ours, so only its envelope is checked.
+    let header = Header {
+        key_id: ring.current().id(),
+        name: "position".into(),
+        schema_version: 2,
+        fingerprint: persist_core::Fingerprint::of_descriptor("struct Position { lots: u32 }"),
+        rkyv_format: RkyvFormat::CURRENT,
+        sequence: 100,
+        created_at_nanos: 0,
+        payload_len: 0,
+    };
+    let bytes = format::seal(&ring, header, &[1; 64]).unwrap();
+    fs::write(store.join("position/00000000000000000100.pst"), bytes).unwrap();
+    let theirs = persist_run(&["verify", s(&store), "--key", s(&key)]);
+    theirs.assert_code(0);
+    assert!(
+        theirs
+            .stdout
+            .contains("position: ok (newest generation 100")
+            && theirs.stdout.contains("has another layout"),
+        "{}",
+        theirs.stdout
     );
 }

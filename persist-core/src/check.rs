@@ -3,10 +3,12 @@
 
 use std::fmt;
 
+use crate::backend::Backend;
 use crate::envelope::{self, Expect, Header};
+use crate::generation::{GenerationInfo, fetch};
 use crate::key::Keyring;
 use crate::persist::{CodecError, MigrationStep, Persist};
-use crate::recovery::RejectReason;
+use crate::reject::RejectReason;
 use crate::schema::Fingerprint;
 
 /// What a store knows of a state type without the type itself: its name, the versions it reads,
@@ -91,6 +93,7 @@ impl Schema {
 
 /// A generation that passed every check of its type.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Checked {
     /// Its authentic header.
     pub header: Header,
@@ -147,4 +150,15 @@ pub fn check_generation(
         None => decode(header.schema_version, payload)?,
     };
     Ok(Checked { header, migrations })
+}
+
+/// Fetches one stored generation and checks it with [`check_generation`].
+pub(crate) fn check_stored(
+    backend: &dyn Backend,
+    keyring: &Keyring,
+    schema: &Schema,
+    generation: &GenerationInfo,
+) -> Result<Checked, RejectReason> {
+    let bytes = fetch(backend, generation, false)?;
+    check_generation(keyring, schema, generation.sequence, &bytes)
 }

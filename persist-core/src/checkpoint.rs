@@ -17,11 +17,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::encoded::Encoded;
+use crate::error::SaveError;
 use crate::persist::{CodecError, Persist};
-use crate::store::{SaveError, SaveReceipt, Store};
+use crate::save::SaveReceipt;
+use crate::store::Store;
 
 /// When a state is saved by [`Checkpointer::record`].
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct SavePolicy {
     /// Save after this many recorded events since the last save.
     pub every_events: Option<u64>,
@@ -61,6 +64,7 @@ impl SavePolicy {
 
 /// What went wrong with a checkpoint.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// A background save of this state failed (reported on the next call for the state).
     #[error("background save of {name} failed: {source}")]
@@ -86,6 +90,7 @@ pub enum CheckpointError {
 
 /// A snapshot of the writer's queue, for monitoring.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct CheckpointStatus {
     /// States queued or being written.
     pending: Vec<&'static str>,

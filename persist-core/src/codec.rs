@@ -17,7 +17,7 @@ pub fn encode<T>(value: &T) -> Result<AlignedVec, CodecError>
 where
     T: for<'a> Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, RkyvError>>,
 {
-    rkyv::to_bytes::<RkyvError>(value).map_err(|e| CodecError::Encode(e.to_string()))
+    rkyv::to_bytes::<RkyvError>(value).map_err(CodecError::Encode)
 }
 
 /// Validates `payload` and returns a zero-copy view of its archived root.
@@ -26,8 +26,7 @@ where
     T: Archive,
     T::Archived: Portable + for<'a> CheckBytes<HighValidator<'a, RkyvError>>,
 {
-    rkyv::access::<T::Archived, RkyvError>(payload)
-        .map_err(|e| CodecError::InvalidPayload(e.to_string()))
+    rkyv::access::<T::Archived, RkyvError>(payload).map_err(CodecError::InvalidPayload)
 }
 
 /// Validates `payload` and deserialises it into an owned `T`.
@@ -37,7 +36,7 @@ where
     T::Archived: for<'a> CheckBytes<HighValidator<'a, RkyvError>>
         + Deserialize<T, HighDeserializer<RkyvError>>,
 {
-    rkyv::from_bytes::<T, RkyvError>(payload).map_err(|e| CodecError::InvalidPayload(e.to_string()))
+    rkyv::from_bytes::<T, RkyvError>(payload).map_err(CodecError::InvalidPayload)
 }
 
 /// [`decode`] for a type with no older versions: accepts only `T::VERSION`.

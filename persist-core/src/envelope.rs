@@ -85,6 +85,7 @@ pub struct Expect<'a> {
 
 /// Why an envelope was rejected. Every failure of [`open`] has its own variant.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EnvelopeError {
     /// Shorter than a header and a tag: a truncated or empty file.
     #[error("truncated: {len} bytes, fewer than the {min} of an empty envelope")]
@@ -197,8 +198,8 @@ pub struct Opened<'a> {
 /// directory names and key prefixes, so no path can be smuggled in).
 ///
 /// ```
-/// assert!(persist_core::envelope::validate_name("exit_agent").is_ok());
-/// assert!(persist_core::envelope::validate_name("../etc").is_err());
+/// assert!(persist_core::format::validate_name("exit_agent").is_ok());
+/// assert!(persist_core::format::validate_name("../etc").is_err());
 /// ```
 pub fn validate_name(name: &str) -> Result<(), EnvelopeError> {
     let ok_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.');
@@ -294,7 +295,8 @@ pub fn is_readable_format(format: u16) -> bool {
 /// `header.key_id` and `header.payload_len` are set from the key and the payload.
 ///
 /// ```
-/// use persist_core::envelope::{self, Expect, Header};
+/// use persist_core::format;
+/// use persist_core::{Expect, Header};
 /// use persist_core::{Fingerprint, Key, Keyring, RkyvFormat};
 /// let ring = Keyring::new(Key::from_bytes(vec![9; 32]).unwrap());
 /// let header = Header {
@@ -307,8 +309,8 @@ pub fn is_readable_format(format: u16) -> bool {
 ///     created_at_nanos: 0,
 ///     payload_len: 0,
 /// };
-/// let bytes = envelope::seal(&ring, header, b"hello").unwrap();
-/// let opened = envelope::open(&ring, &bytes, &Expect { sequence: Some(7), ..Expect::default() }).unwrap();
+/// let bytes = format::seal(&ring, header, b"hello").unwrap();
+/// let opened = format::open(&ring, &bytes, &Expect { sequence: Some(7), ..Expect::default() }).unwrap();
 /// assert_eq!(opened.payload, b"hello");
 /// ```
 pub fn seal(ring: &Keyring, mut header: Header, payload: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
@@ -373,7 +375,8 @@ pub fn open<'a>(
 /// passes; otherwise it is dropped and the envelope's error returned.
 ///
 /// ```
-/// use persist_core::envelope::{self, Expect, Header};
+/// use persist_core::format;
+/// use persist_core::{Expect, Header};
 /// use persist_core::{Fingerprint, Key, Keyring, RkyvFormat};
 /// let ring = Keyring::new(Key::from_bytes(vec![9; 32]).unwrap());
 /// let header = Header {
@@ -386,8 +389,8 @@ pub fn open<'a>(
 ///     created_at_nanos: 0,
 ///     payload_len: 0,
 /// };
-/// let bytes = envelope::seal(&ring, header, b"hello").unwrap();
-/// let (opened, len) = envelope::open_with(&ring, &bytes, &Expect::default(), |p| p.len()).unwrap();
+/// let bytes = format::seal(&ring, header, b"hello").unwrap();
+/// let (opened, len) = format::open_with(&ring, &bytes, &Expect::default(), |p| p.len()).unwrap();
 /// assert_eq!((opened.payload, len), (&b"hello"[..], 5));
 /// ```
 pub fn open_with<'a, R, F>(
@@ -486,8 +489,9 @@ impl Field {
 /// proves the header authentic).
 ///
 /// ```
-/// use persist_core::envelope::{self, EnvelopeError};
-/// assert_eq!(envelope::check_head(b"not a generation", 1 << 36), Err(EnvelopeError::BadMagic));
+/// use persist_core::format;
+/// use persist_core::EnvelopeError;
+/// assert_eq!(format::check_head(b"not a generation", 1 << 36), Err(EnvelopeError::BadMagic));
 /// ```
 pub fn check_head(head: &[u8], size: u64) -> Result<(), EnvelopeError> {
     let min = (HEADER_LEN + TAG_LEN) as u64;

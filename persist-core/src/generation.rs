@@ -15,7 +15,7 @@
 
 use crate::backend::{Backend, BackendError, ObjectBytes, ObjectMeta};
 use crate::envelope::{self, HEADER_LEN};
-use crate::recovery::RejectReason;
+use crate::reject::RejectReason;
 
 /// The file extension of a generation.
 pub const GENERATION_EXT: &str = "pst";
@@ -27,7 +27,7 @@ pub const MAX_SEQUENCE: u64 = (1 << 53) - 1;
 /// The key of generation `seq` of state `name`: `name/<seq, 20 digits>.pst`.
 ///
 /// ```
-/// assert_eq!(persist_core::generation::generation_key("q", 42), "q/00000000000000000042.pst");
+/// assert_eq!(persist_core::format::generation_key("q", 42), "q/00000000000000000042.pst");
 /// ```
 pub fn generation_key(name: &str, seq: u64) -> String {
     format!("{name}/{seq:020}.{GENERATION_EXT}")
@@ -37,7 +37,7 @@ pub fn generation_key(name: &str, seq: u64) -> String {
 /// including a sequence above [`MAX_SEQUENCE`].
 ///
 /// ```
-/// use persist_core::generation::parse_generation_key;
+/// use persist_core::format::parse_generation_key;
 /// assert_eq!(parse_generation_key("q/00000000000000000042.pst"), Some(("q", 42)));
 /// assert_eq!(parse_generation_key("q/42.pst.tmp"), None);
 /// assert_eq!(parse_generation_key("q/18446744073709551615.pst"), None);

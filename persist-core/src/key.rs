@@ -28,6 +28,7 @@ const KEY_ID_DOMAIN: &[u8] = b"persist/key-id/v1";
 
 /// Why a key could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// The key is shorter than [`MIN_KEY_LEN`].
     #[error("key is {len} bytes; at least {MIN_KEY_LEN} bytes are required")]
@@ -88,7 +89,7 @@ pub enum KeyError {
     NotHex,
     /// The operating system's random source failed.
     #[error("cannot generate a key: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
 }
 
 /// An 8-byte key identifier, derived from the key.
@@ -149,7 +150,7 @@ impl Key {
     /// Generates a new random 32-byte key from the operating system's random source.
     pub fn generate() -> Result<Self, KeyError> {
         let mut secret = vec![0u8; MIN_KEY_LEN];
-        getrandom::fill(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
+        getrandom::fill(&mut secret).map_err(KeyError::Random)?;
         Key::from_bytes(secret)
     }
 

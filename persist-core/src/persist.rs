@@ -26,14 +26,15 @@ pub struct Decoded<T> {
 }
 
 /// Why a payload could not be encoded or decoded.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// rkyv could not serialise the value.
     #[error("cannot serialise: {0}")]
-    Encode(String),
+    Encode(#[source] rkyv::rancor::BoxedError),
     /// The payload failed rkyv validation (bytecheck) or could not be deserialised.
     #[error("payload fails validation: {0}")]
-    InvalidPayload(String),
+    InvalidPayload(#[source] rkyv::rancor::BoxedError),
     /// The type has no decoder for this version.
     #[error("no decoder for schema version {0}")]
     UnsupportedVersion(u32),
@@ -65,7 +66,7 @@ pub enum CodecError {
 /// Two step errors compare equal when their messages do (so [`CodecError`] stays comparable).
 ///
 /// ```
-/// use persist_core::persist::StepError;
+/// use persist_core::StepError;
 /// let e = StepError::new(std::io::Error::other("bad epsilon"));
 /// assert_eq!(e.to_string(), "bad epsilon");
 /// assert!(e.downcast_ref::<std::io::Error>().is_some());

@@ -12,11 +12,13 @@
 //! - What is known of a generation is cached (generations are immutable), except "unreadable",
 //!   which may be passing.
 
-use crate::backend::BackendError;
-use crate::check::Schema;
-use crate::generation::GenerationInfo;
-use crate::recovery::{RejectKind, RejectReason};
-use crate::store::{StateBook, Store};
+use std::collections::BTreeMap;
+
+use crate::backend::{Backend, BackendError};
+use crate::check::{Schema, check_stored};
+use crate::generation::{GenerationInfo, Listing};
+use crate::key::Keyring;
+use crate::reject::{RejectKind, RejectReason};
 
 /// What retention knows of one generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,28 +35,31 @@ pub(crate) enum Class {
 }
 
 /// Applies retention to the state of `schema` and returns the sequence numbers deleted, and
-/// the first failure if any (a failed delete does not stop the others).
+/// the first failure if any (a failed delete does not stop the others). `known` caches what
+/// earlier checks found (generations are immutable, so an entry never goes stale); it is
+/// updated here.
 pub(crate) fn apply(
-    store: &Store,
+    backend: &dyn Backend,
+    keyring: &Keyring,
+    retain: usize,
     schema: &Schema,
-    book: &mut StateBook,
+    known: &mut BTreeMap<u64, Class>,
 ) -> (Vec<u64>, Option<BackendError>) {
     let name = schema.name();
-    let retain = store.config().retain;
     let mut kept = 0usize;
     let mut deleted = Vec::new();
     let mut failure = None;
-    let listing = match store.listing(name) {
+    let listing = match Listing::of(backend, name) {
         Ok(listing) => listing,
         Err(e) => return (deleted, Some(e)),
     };
     for generation in listing.generations.iter().rev() {
-        let class = match book.known.get(&generation.sequence) {
+        let class = match known.get(&generation.sequence) {
             Some(&class) => class,
-            None => match classify(store, schema, generation) {
+            None => match classify(backend, keyring, schema, generation) {
                 Some(class) => {
                     if class != Class::Keep(RejectKind::Unreadable) {
-                        book.known.insert(generation.sequence, class);
+                        known.insert(generation.sequence, class);
                     }
                     class
                 }
@@ -69,7 +74,7 @@ pub(crate) fn apply(
             Class::Corrupt if kept < retain => {}
             Class::NotOurs => {}
             Class::Loadable | Class::Corrupt => {
-                match store.backend().delete(&generation.key) {
+                match backend.delete(&generation.key) {
                     Ok(()) | Err(BackendError::NotFound { .. }) => {}
                     Err(e) => {
                         tracing::warn!(name, sequence = generation.sequence, error = %e, "retention could not delete a generation");
@@ -77,7 +82,7 @@ pub(crate) fn apply(
                         continue;
                     }
                 }
-                book.known.remove(&generation.sequence);
+                known.remove(&generation.sequence);
                 tracing::debug!(
                     name,
                     sequence = generation.sequence,
@@ -92,8 +97,13 @@ pub(crate) fn apply(
 }
 
 /// Checks one generation as a load would; `None` if it vanished.
-fn classify(store: &Store, schema: &Schema, generation: &GenerationInfo) -> Option<Class> {
-    match store.check(schema, generation) {
+fn classify(
+    backend: &dyn Backend,
+    keyring: &Keyring,
+    schema: &Schema,
+    generation: &GenerationInfo,
+) -> Option<Class> {
+    match check_stored(backend, keyring, schema, generation) {
         Ok(_) => Some(Class::Loadable),
         Err(RejectReason::Read(BackendError::NotFound { .. })) => None,
         Err(RejectReason::Read(BackendError::NotAnObject { .. })) => Some(Class::NotOurs),

@@ -14,13 +14,17 @@ use crate::backend::ObjectBytes;
 use crate::check::{Schema, open_generation};
 use crate::codec::access;
 use crate::envelope;
+use crate::error::LoadError;
 use crate::generation::{GenerationInfo, fetch};
 use crate::persist::Persist;
-use crate::recovery::{RecoveryReport, RejectReason, walk_back};
-use crate::store::{LoadError, Store};
+use crate::recovery::walk_back;
+use crate::reject::RejectReason;
+use crate::report::RecoveryReport;
+use crate::store::Store;
 
 /// Why [`Store::open`] returned no view.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// No generation, every generation invalid, a bad schema name or a backend failure: the same
     /// cases as [`Store::load`].

@@ -3,7 +3,9 @@
 //! older builds) still opens, and neither tag verifies as the other.
 
 use hmac::{Hmac, Mac};
-use persist_core::envelope::{self, CHUNK_LEN, EnvelopeError, Expect, HEADER_LEN, Header, TAG_LEN};
+use persist_core::format;
+use persist_core::format::{CHUNK_LEN, HEADER_LEN, TAG_LEN};
+use persist_core::{EnvelopeError, Expect, Header};
 use persist_core::{Fingerprint, Key, KeyId, Keyring, ObjectBytes, RkyvFormat};
 use sha2::{Digest, Sha256};
 
@@ -71,12 +73,12 @@ fn seal_writes_format_2_with_the_documented_tag() {
     // Empty, one partial chunk, exact chunks, and enough chunks to be hashed in parallel.
     for len in [0, 1, 4096, CHUNK_LEN, 2 * CHUNK_LEN + 17, 9 * CHUNK_LEN + 5] {
         let p = payload(len);
-        let bytes = envelope::seal(&ring(), header(), &p).unwrap();
+        let bytes = format::seal(&ring(), header(), &p).unwrap();
         assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 2);
         let (signed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
         assert_eq!(tag, oracle_v2(signed), "payload of {len} bytes");
         let aligned = ObjectBytes::copy_from(&bytes);
-        let opened = envelope::open(&ring(), &aligned, &Expect::default()).unwrap();
+        let opened = format::open(&ring(), &aligned, &Expect::default()).unwrap();
         assert_eq!(opened.payload, &p[..]);
     }
 }
@@ -91,7 +93,7 @@ fn format_1_generations_of_older_builds_still_open() {
             sequence: Some(11),
             ..Expect::default()
         };
-        let opened = envelope::open(&ring(), &aligned, &expect).unwrap();
+        let opened = format::open(&ring(), &aligned, &expect).unwrap();
         assert_eq!(opened.payload, &p[..]);
         assert_eq!(opened.header.schema_version, 3);
     }
@@ -101,14 +103,14 @@ fn format_1_generations_of_older_builds_still_open() {
 fn relabelling_the_format_never_verifies() {
     let p = payload(3 * CHUNK_LEN);
     // A format-2 envelope relabelled as format 1, and the reverse.
-    let mut v2 = envelope::seal(&ring(), header(), &p).unwrap();
+    let mut v2 = format::seal(&ring(), header(), &p).unwrap();
     v2[8..10].copy_from_slice(&1u16.to_le_bytes());
     let mut v1 = seal_v1(&p);
     v1[8..10].copy_from_slice(&2u16.to_le_bytes());
     for bytes in [v2, v1] {
         let aligned = ObjectBytes::copy_from(&bytes);
         assert_eq!(
-            envelope::open(&ring(), &aligned, &Expect::default()).unwrap_err(),
+            format::open(&ring(), &aligned, &Expect::default()).unwrap_err(),
             EnvelopeError::BadTag
         );
     }
@@ -117,7 +119,7 @@ fn relabelling_the_format_never_verifies() {
 #[test]
 fn a_chunk_swap_or_a_flip_in_any_chunk_is_caught() {
     let p = payload(6 * CHUNK_LEN);
-    let good = envelope::seal(&ring(), header(), &p).unwrap();
+    let good = format::seal(&ring(), header(), &p).unwrap();
     // Two chunks exchanged: every chunk digest is still a valid digest, in the wrong place.
     let mut swapped = good.clone();
     let (a, b) = (HEADER_LEN, HEADER_LEN + CHUNK_LEN);
@@ -134,7 +136,7 @@ fn a_chunk_swap_or_a_flip_in_any_chunk_is_caught() {
     for bytes in tampered {
         let aligned = ObjectBytes::copy_from(&bytes);
         assert_eq!(
-            envelope::open(&ring(), &aligned, &Expect::default()).unwrap_err(),
+            format::open(&ring(), &aligned, &Expect::default()).unwrap_err(),
             EnvelopeError::BadTag
         );
     }
@@ -142,7 +144,7 @@ fn a_chunk_swap_or_a_flip_in_any_chunk_is_caught() {
 
 #[test]
 fn an_unknown_format_is_typed() {
-    let sealed = envelope::seal(&ring(), header(), b"x").unwrap();
+    let sealed = format::seal(&ring(), header(), b"x").unwrap();
     for format in [0u16, 3, 0xFFFF] {
         // A format this build does not know, whose tag no known format explains: a newer
         // program's envelope, typed as such (a load stops on it rather than walk past).
@@ -151,7 +153,7 @@ fn an_unknown_format_is_typed() {
         let n = bytes.len();
         bytes[n - 32..].copy_from_slice(&[0x5A; 32]);
         let aligned = ObjectBytes::copy_from(&bytes);
-        let err = envelope::open(&ring(), &aligned, &Expect::default()).unwrap_err();
+        let err = format::open(&ring(), &aligned, &Expect::default()).unwrap_err();
         assert_eq!(err, EnvelopeError::UnsupportedFormat { found: format });
         assert!(err.to_string().contains("reads 1 to 2"), "{err}");
         // The same field altered in an envelope of a known format: the tag verifies with the
@@ -159,7 +161,7 @@ fn an_unknown_format_is_typed() {
         let mut damaged = sealed.clone();
         damaged[8..10].copy_from_slice(&format.to_le_bytes());
         let aligned = ObjectBytes::copy_from(&damaged);
-        let err = envelope::open(&ring(), &aligned, &Expect::default()).unwrap_err();
+        let err = format::open(&ring(), &aligned, &Expect::default()).unwrap_err();
         assert_eq!(
             err,
             EnvelopeError::DamagedHeader {

@@ -1,7 +1,8 @@
 //! Property tests of the envelope: random headers and payloads round-trip, and the decoder is
 //! safe on arbitrary bytes.
 
-use persist_core::envelope::{self, EnvelopeError, Expect, Header};
+use persist_core::format;
+use persist_core::{EnvelopeError, Expect, Header};
 use persist_core::{Fingerprint, Key, KeyId, Keyring, ObjectBytes, RkyvFormat};
 use proptest::prelude::*;
 
@@ -38,8 +39,8 @@ proptest! {
     #[test]
     fn seal_then_open_round_trips(header in header(), payload in proptest::collection::vec(any::<u8>(), 0..4096)) {
         let ring = ring();
-        let bytes = envelope::seal(&ring, header.clone(), &payload).unwrap();
-        prop_assert_eq!(bytes.len(), envelope::HEADER_LEN + payload.len() + envelope::TAG_LEN);
+        let bytes = format::seal(&ring, header.clone(), &payload).unwrap();
+        prop_assert_eq!(bytes.len(), format::HEADER_LEN + payload.len() + format::TAG_LEN);
         let aligned = ObjectBytes::copy_from(&bytes);
         let expect = Expect {
             name: Some(&header.name),
@@ -47,7 +48,7 @@ proptest! {
             min_version: Some(header.schema_version),
             max_version: Some(header.schema_version),
         };
-        let opened = envelope::open(&ring, &aligned, &expect).unwrap();
+        let opened = format::open(&ring, &aligned, &expect).unwrap();
         prop_assert_eq!(opened.payload, &payload[..]);
         prop_assert_eq!(opened.payload.as_ptr() as usize % 16, 0);
         let mut want = header;
@@ -59,7 +60,7 @@ proptest! {
     #[test]
     fn open_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let aligned = ObjectBytes::copy_from(&bytes);
-        prop_assert!(envelope::open(&ring(), &aligned, &Expect::default()).is_err());
+        prop_assert!(format::open(&ring(), &aligned, &Expect::default()).is_err());
         let _ = Header::decode_unverified(&aligned);
     }
 
@@ -67,9 +68,9 @@ proptest! {
     fn open_never_panics_on_arbitrary_bytes_behind_a_valid_magic(
         mut bytes in proptest::collection::vec(any::<u8>(), 192..600),
     ) {
-        bytes[..8].copy_from_slice(&envelope::MAGIC);
+        bytes[..8].copy_from_slice(&format::MAGIC);
         let aligned = ObjectBytes::copy_from(&bytes);
-        let err = envelope::open(&ring(), &aligned, &Expect::default()).unwrap_err();
+        let err = format::open(&ring(), &aligned, &Expect::default()).unwrap_err();
         prop_assert!(matches!(err, EnvelopeError::UnknownKey(_) | EnvelopeError::BadTag));
     }
 
@@ -77,10 +78,10 @@ proptest! {
     fn mismatched_expectations_are_rejected(header in header(), other_seq in any::<u64>()) {
         prop_assume!(other_seq != header.sequence);
         let ring = ring();
-        let bytes = envelope::seal(&ring, header.clone(), b"payload").unwrap();
+        let bytes = format::seal(&ring, header.clone(), b"payload").unwrap();
         let expect = Expect { sequence: Some(other_seq), ..Expect::default() };
         let is_wrong_sequence = matches!(
-            envelope::open(&ring, &bytes, &expect),
+            format::open(&ring, &bytes, &expect),
             Err(EnvelopeError::WrongSequence { .. })
         );
         prop_assert!(is_wrong_sequence);
@@ -100,13 +101,13 @@ fn future_and_too_old_versions_are_typed() {
         created_at_nanos: 0,
         payload_len: 0,
     };
-    let bytes = envelope::seal(&ring, header, b"").unwrap();
+    let bytes = format::seal(&ring, header, b"").unwrap();
     let future = Expect {
         max_version: Some(4),
         ..Expect::default()
     };
     assert_eq!(
-        envelope::open(&ring, &bytes, &future).unwrap_err(),
+        format::open(&ring, &bytes, &future).unwrap_err(),
         EnvelopeError::FutureVersion {
             found: 5,
             newest_known: 4
@@ -117,7 +118,7 @@ fn future_and_too_old_versions_are_typed() {
         ..Expect::default()
     };
     assert_eq!(
-        envelope::open(&ring, &bytes, &old).unwrap_err(),
+        format::open(&ring, &bytes, &old).unwrap_err(),
         EnvelopeError::VersionTooOld {
             found: 5,
             oldest_known: 6
@@ -140,7 +141,7 @@ fn invalid_names_are_refused_when_sealing() {
         };
         assert!(
             matches!(
-                envelope::seal(&ring(), header, b""),
+                format::seal(&ring(), header, b""),
                 Err(EnvelopeError::InvalidName(_))
             ),
             "{bad:?}"
@@ -164,9 +165,9 @@ fn a_foreign_rkyv_format_is_rejected_after_the_tag() {
         created_at_nanos: 0,
         payload_len: 0,
     };
-    let bytes = envelope::seal(&ring, header, b"x").unwrap();
+    let bytes = format::seal(&ring, header, b"x").unwrap();
     assert!(matches!(
-        envelope::open(&ring, &bytes, &Expect::default()),
+        format::open(&ring, &bytes, &Expect::default()),
         Err(EnvelopeError::RkyvFormat { .. })
     ));
 }

@@ -119,10 +119,7 @@ impl From<QTableV2> for QTable {
 
 fn store(dir: &std::path::Path) -> Store {
     let ring = Keyring::new(Key::from_bytes(vec![3; 32]).expect("key"));
-    let config = StoreConfig {
-        space_reserve: 0,
-        ..StoreConfig::default()
-    };
+    let config = StoreConfig::default().with_space_reserve(0);
     Store::new(Box::new(FsBackend::open(dir).expect("open")), ring, config)
 }
 

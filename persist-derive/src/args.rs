@@ -5,7 +5,7 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Error, LitInt, LitStr, Path};
 
-/// The longest schema name (persist_core::envelope::MAX_NAME_LEN).
+/// The longest schema name (persist_core::format::MAX_NAME_LEN).
 const MAX_NAME_LEN: usize = 64;
 
 /// How a migration step from the previous version is written.

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use persist_core::envelope::{self, Header};
-use persist_core::generation::generation_key;
+use persist_core::Header;
+use persist_core::format;
+use persist_core::format::generation_key;
 use persist_core::{
     CodecError, Key, Keyring, LoadError, OpenError, Persist, RejectKind, RejectReason, RkyvFormat,
     Store, StoreConfig, persist,
@@ -80,7 +81,7 @@ fn write_raw(store: &Store, sequence: u64, version: u32, payload: &[u8]) {
         created_at_nanos: 0,
         payload_len: 0,
     };
-    let bytes = envelope::seal(store.keyring(), header, payload).expect("seal");
+    let bytes = format::seal(store.keyring(), header, payload).expect("seal");
     store
         .backend()
         .put_new(&generation_key("replay", sequence), &[&bytes])
@@ -227,7 +228,7 @@ fn open_of_nothing_is_no_generation() {
     ));
 }
 
-/// About 6.4 MB: above `envelope::PARALLEL_MIN_LEN`, so `open` validates and `load` decodes on
+/// About 6.4 MB: above `format::PARALLEL_MIN_LEN`, so `open` validates and `load` decodes on
 /// the calling thread while other threads verify the tag.
 const LARGE: u64 = 400_000;
 
@@ -237,7 +238,7 @@ fn large_generations_decode_beside_the_tag_yet_tampering_is_still_rejected() {
     let store = store_at(dir.path());
     let good = sample(LARGE);
     let saved = store.save(&good).expect("save").bytes as usize;
-    assert!(saved > envelope::PARALLEL_MIN_LEN + envelope::HEADER_LEN + envelope::TAG_LEN);
+    assert!(saved > format::PARALLEL_MIN_LEN + format::HEADER_LEN + format::TAG_LEN);
     let newer = sample(LARGE + 1);
     let seq = store.save(&newer).expect("save").sequence;
     assert_eq!(store.load::<Replay>().expect("load").value, newer);

@@ -3,7 +3,7 @@
 
 use persist_core::{
     CodecError, Key, Keyring, LoadError, MemoryBackend, Persist, RejectKind, RejectReason, Store,
-    StoreConfig, persist,
+    StoreConfig, WalkPast, persist,
 };
 
 #[derive(Debug, PartialEq)]
@@ -139,13 +139,7 @@ fn a_load_never_returns_a_value_failing_validation() {
     let walk = Store::new(
         Box::new(MemoryBackend::new()),
         Keyring::new(Key::from_bytes(b"persist validate test key, 32+ bytes".to_vec()).unwrap()),
-        StoreConfig {
-            walk_past: persist_core::WalkPast {
-                undecodable: true,
-                ..Default::default()
-            },
-            ..StoreConfig::default()
-        },
+        StoreConfig::default().with_walk_past(WalkPast::default().allow(RejectKind::Undecodable)),
     );
     walk.save(&AgentV1 { epsilon: 0.25 }).unwrap();
     walk.save(&AgentV1 { epsilon: 7.0 }).unwrap();

@@ -44,6 +44,7 @@ pub mod position;
 pub mod replay;
 pub mod risk;
 pub mod rng;
+#[cfg(feature = "compat")]
 mod samples;
 
 pub use agents::{
@@ -56,9 +57,29 @@ pub use position::PositionState;
 pub use replay::{Experience, JourneyReward, ReplayBufferState, compute_cdf};
 pub use risk::{CircuitBreakerLevel, PortfolioRiskState, RiskAdversaryState, RiskModel};
 
+/// The current type of every state, as a store checks them ([`persist_core::Schema`]): what the
+/// `persist` tool's `verify` decodes.
+pub fn schemas() -> Vec<persist_core::Schema> {
+    use persist_core::Schema;
+    vec![
+        Schema::of::<EntryAgentState>(),
+        Schema::of::<ExitAgentState>(),
+        Schema::of::<ReplayBufferState>(),
+        Schema::of::<RiskAdversaryState>(),
+        Schema::of::<LearningMetricsState>(),
+        Schema::of::<PortfolioRiskState>(),
+        Schema::of::<ShadowAgentsState>(),
+        Schema::of::<PositionState>(),
+        Schema::of::<MdpEsState>(),
+    ]
+}
+
+#[cfg(feature = "compat")]
 use persist_compat::SchemaEntry;
 
-/// Every state and every version of it, oldest first, as the compatibility checker needs them.
+/// Every state and every version of it, oldest first, as the compatibility checker needs them
+/// (with the default feature `compat`).
+#[cfg(feature = "compat")]
 pub fn all() -> Vec<SchemaEntry> {
     use SchemaEntry as E;
     use history::{ExitAgentStateV1, PositionStateV1, ReplayBufferStateV1};

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use persist_compat::{self as compat, Sample};
-use persist_core::envelope::{self, Expect};
+use persist_core::Expect;
+use persist_core::format;
 use persist_core::{MigrationStep, Persist};
 use persist_schemas::history::{ExitAgentStateV1, PositionStateV1, ReplayBufferStateV1};
 use persist_schemas::*;
@@ -138,6 +139,19 @@ fn registry_lists_every_state() {
             ("mdp_es", 1),
         ]
     );
+    // `schemas()` lists each state's current version, as `all()` does last.
+    let current: Vec<(&str, u32)> = persist_schemas::schemas()
+        .iter()
+        .map(|s| (s.name(), s.version()))
+        .collect();
+    let mut newest: Vec<(&str, u32)> = Vec::new();
+    for (name, version) in names {
+        match newest.last_mut() {
+            Some(last) if last.0 == name => last.1 = version,
+            _ => newest.push((name, version)),
+        }
+    }
+    assert_eq!(current, newest);
 }
 
 #[test]
@@ -146,7 +160,7 @@ fn committed_golden_files_load_with_the_expected_values() {
     let ring = compat::golden_keyring();
     let open = |name: &str, v: u32| {
         let bytes = std::fs::read(dir.join(name).join(format!("v{v}.pst"))).expect("golden");
-        let opened = envelope::open(&ring, &bytes, &Expect::default()).expect("authentic");
+        let opened = format::open(&ring, &bytes, &Expect::default()).expect("authentic");
         assert_eq!(opened.header.schema_version, v);
         opened.payload.to_vec()
     };

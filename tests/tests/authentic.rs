@@ -101,12 +101,10 @@ fn store_with(dir: &Path, ring: Keyring, retain: usize, walk_past: WalkPast) -> 
     Store::new(
         Box::new(FsBackend::open(dir).expect("open store")),
         ring,
-        StoreConfig {
-            retain,
-            space_reserve: 0,
-            walk_past,
-            ..StoreConfig::default()
-        },
+        StoreConfig::default()
+            .with_retain(retain)
+            .with_space_reserve(0)
+            .with_walk_past(walk_past),
     )
 }
 
@@ -193,10 +191,7 @@ fn rollback_binary_is_blocked_then_walks_past_and_never_deletes_newer_generation
     }
 
     // The operator opts in to the rollback: the v1 generation loads, with the newer ones listed.
-    let rollback = WalkPast {
-        too_new: true,
-        ..WalkPast::default()
-    };
+    let rollback = WalkPast::default().allow(RejectKind::TooNew);
     let store = store_with(dir.path(), test_keyring(), 2, rollback);
     let loaded = store.load::<RollbackV1>().expect("walks past v2 and v3");
     assert_eq!(loaded.report.sequence, 1);
@@ -393,10 +388,7 @@ fn failing_migration_blocks_is_never_deleted_and_walks_past_only_on_request() {
     }
 
     // Opting in walks past it, loudly.
-    let walk = WalkPast {
-        undecodable: true,
-        ..WalkPast::default()
-    };
+    let walk = WalkPast::default().allow(RejectKind::Undecodable);
     let store = store_with(dir.path(), test_keyring(), 1, walk);
     let loaded = store.load::<MigV2>().expect("walks past generation 2");
     assert_eq!(loaded.report.sequence, 1);

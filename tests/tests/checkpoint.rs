@@ -11,11 +11,9 @@ fn store(dir: &std::path::Path, reserve: u64) -> Arc<Store> {
     Arc::new(Store::new(
         Box::new(FsBackend::open(dir).unwrap()),
         test_keyring(),
-        StoreConfig {
-            space_reserve: reserve,
-            retain: 100,
-            ..StoreConfig::default()
-        },
+        StoreConfig::default()
+            .with_space_reserve(reserve)
+            .with_retain(100),
     ))
 }
 

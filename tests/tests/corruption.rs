@@ -1,8 +1,9 @@
 //! Corruption sweeps: every single-bit flip at every byte offset of a ~4 KB generation, and every
 //! truncation length, is rejected, and the store then falls back to the previous generation.
 
-use persist_core::envelope::{self, EnvelopeError, Expect};
+use persist_core::format;
 use persist_core::{Backend, RejectReason, Store, StoreConfig};
+use persist_core::{EnvelopeError, Expect};
 use persist_fs::FsBackend;
 use persist_tests::{AgentState, test_keyring};
 
@@ -14,10 +15,7 @@ fn two_generations() -> (tempfile::TempDir, Vec<u8>) {
     let store = Store::new(
         Box::new(FsBackend::open(dir.path()).unwrap()),
         test_keyring(),
-        StoreConfig {
-            space_reserve: 0,
-            ..StoreConfig::default()
-        },
+        StoreConfig::default().with_space_reserve(0),
     );
     store.save(&AgentState::sample(150, 1)).unwrap();
     store.save(&AgentState::sample(150, 2)).unwrap();
@@ -65,7 +63,7 @@ fn every_single_bit_flip_is_rejected_and_load_falls_back() {
         for bit in 0..8 {
             flipped[offset] ^= 1 << bit;
             let aligned = persist_core::ObjectBytes::copy_from(&flipped);
-            let err = envelope::open(&ring, &aligned, &expect())
+            let err = format::open(&ring, &aligned, &expect())
                 .expect_err(&format!("flip of bit {bit} at offset {offset} accepted"));
             let kind = format!("{err:?}");
             *reasons
@@ -102,9 +100,9 @@ fn every_truncation_is_rejected_and_load_falls_back() {
     );
     for len in 0..good.len() {
         let cut = persist_core::ObjectBytes::copy_from(&good[..len]);
-        let err = envelope::open(&ring, &cut, &expect())
+        let err = format::open(&ring, &cut, &expect())
             .expect_err(&format!("truncation to {len} bytes accepted"));
-        if len < envelope::HEADER_LEN + envelope::TAG_LEN {
+        if len < format::HEADER_LEN + format::TAG_LEN {
             assert!(
                 matches!(
                     err,
@@ -130,8 +128,8 @@ fn a_validly_signed_but_invalid_payload_is_rejected_by_rkyv_validation() {
     let backend = FsBackend::open_read_only(dir.path()).unwrap();
     let bytes = backend.get(NEWEST).unwrap();
     let header = persist_core::Header::decode_unverified(&bytes).unwrap();
-    let garbage = vec![0xFFu8; good.len() - envelope::HEADER_LEN - envelope::TAG_LEN];
-    let forged = envelope::seal(&test_keyring(), header, &garbage).unwrap();
+    let garbage = vec![0xFFu8; good.len() - format::HEADER_LEN - format::TAG_LEN];
+    let forged = format::seal(&test_keyring(), header, &garbage).unwrap();
     std::fs::write(dir.path().join(NEWEST), &forged).unwrap();
     let store = Store::new(Box::new(backend), test_keyring(), StoreConfig::default());
     // Authentic but undecodable: the load stops (it must not hand back generation 1 as if it
@@ -151,13 +149,9 @@ fn a_validly_signed_but_invalid_payload_is_rejected_by_rkyv_validation() {
     }
     // Walking past it is an explicit opt-in, and the report says so loudly.
     let backend = FsBackend::open_read_only(dir.path()).unwrap();
-    let config = StoreConfig {
-        walk_past: persist_core::WalkPast {
-            undecodable: true,
-            ..Default::default()
-        },
-        ..StoreConfig::default()
-    };
+    let config = StoreConfig::default().with_walk_past(
+        persist_core::WalkPast::default().allow(persist_core::RejectKind::Undecodable),
+    );
     let store = Store::new(Box::new(backend), test_keyring(), config);
     let loaded = store.load::<AgentState>().unwrap();
     assert_eq!(loaded.report.sequence, 1);

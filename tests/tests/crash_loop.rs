@@ -112,11 +112,9 @@ fn sigkill_loop_never_loses_an_acknowledged_save() {
         let store = Store::new(
             Box::new(backend),
             test_keyring(),
-            StoreConfig {
-                retain: RETAIN,
-                space_reserve: 0,
-                ..StoreConfig::default()
-            },
+            StoreConfig::default()
+                .with_retain(RETAIN)
+                .with_space_reserve(0),
         );
         let generations = store.generations(AgentState::NAME).unwrap().len();
         max_generations = max_generations.max(generations);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use persist_core::backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
+use persist_core::{Backend, BackendError, NewObject, ObjectBytes, ObjectMeta};
 use persist_core::{Persist, SaveError, Store, StoreConfig};
 use persist_fs::FsBackend;
 use persist_tests::sandbox::{self, Mount};
@@ -75,11 +75,7 @@ impl Backend for NeighbourFillsDisk {
 }
 
 fn config() -> StoreConfig {
-    StoreConfig {
-        retain: 4,
-        space_reserve: 0,
-        ..StoreConfig::default()
-    }
+    StoreConfig::default().with_retain(4).with_space_reserve(0)
 }
 
 /// Every file in the state's directory: generations and (there must be none) temp files.
@@ -94,7 +90,7 @@ fn files_in(store_root: &Path) -> Vec<String> {
 }
 
 fn assert_no_space(result: Result<persist_core::SaveReceipt, SaveError>, sequence: u64) {
-    let expected_key = persist_core::generation::generation_key(AgentState::NAME, sequence);
+    let expected_key = persist_core::format::generation_key(AgentState::NAME, sequence);
     match result {
         Err(SaveError::Backend(BackendError::NoSpace { key, .. })) => assert_eq!(key, expected_key),
         other => panic!("expected NoSpace writing {expected_key}, got {other:?}"),

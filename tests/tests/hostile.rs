@@ -9,20 +9,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use persist_core::backend::BackendError;
-use persist_core::check::Schema;
-use persist_core::envelope::EnvelopeError;
-use persist_core::generation::{MAX_SEQUENCE, generation_key};
+use persist_core::BackendError;
+use persist_core::EnvelopeError;
+use persist_core::Schema;
+use persist_core::format::{MAX_SEQUENCE, generation_key};
 use persist_core::{Key, KeyError, LoadError, RejectKind, RejectReason, Store, StoreConfig};
 use persist_fs::{FsBackend, FsError, FsOptions};
 use persist_tests::{AgentState, test_keyring};
 
 fn config(retain: usize) -> StoreConfig {
-    StoreConfig {
-        retain,
-        space_reserve: 0,
-        ..StoreConfig::default()
-    }
+    StoreConfig::default()
+        .with_retain(retain)
+        .with_space_reserve(0)
 }
 
 fn store_in(dir: &Path, retain: usize) -> Store {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use persist_core::backend::BackendError;
+use persist_core::BackendError;
 use persist_core::{SaveError, Store, StoreConfig};
 use persist_fs::{Fault, FsBackend, Op};
 use persist_tests::{AgentState, test_keyring};
@@ -56,11 +56,7 @@ fn run_case(op: Op, nth: u32, errno: i32, payload_entries: usize) -> (Vec<String
         // A second handle on the backend, for `set_fault`.
         Box::new(Arc::clone(&backend)),
         test_keyring(),
-        StoreConfig {
-            retain: 2,
-            space_reserve: 0,
-            ..StoreConfig::default()
-        },
+        StoreConfig::default().with_retain(2).with_space_reserve(0),
     );
     let mut problems = Vec::new();
     for i in 1..=3u64 {

@@ -257,11 +257,9 @@ fn one_cut(rig: &mut Rig, dir_fsync: bool, rng: &mut impl Rng) -> Cut {
     let store = Store::new(
         Box::new(backend),
         test_keyring(),
-        StoreConfig {
-            retain: RETAIN,
-            space_reserve: 0,
-            ..StoreConfig::default()
-        },
+        StoreConfig::default()
+            .with_retain(RETAIN)
+            .with_space_reserve(0),
     );
     let generations = store.generations(AgentState::NAME).unwrap().len();
     let (loaded, rejected) = match store.load::<AgentState>() {

@@ -1,6 +1,6 @@
 //! Store behaviour on a real filesystem: round trip, retention, fallback, rejection reasons.
 
-use persist_core::envelope::EnvelopeError;
+use persist_core::EnvelopeError;
 use persist_core::{
     Backend, Key, Keyring, LoadError, Persist, RejectKind, RejectReason, Store, StoreConfig,
 };
@@ -8,11 +8,9 @@ use persist_fs::FsBackend;
 use persist_tests::{AgentState, test_keyring};
 
 fn config(retain: usize) -> StoreConfig {
-    StoreConfig {
-        retain,
-        space_reserve: 0,
-        ..StoreConfig::default()
-    }
+    StoreConfig::default()
+        .with_retain(retain)
+        .with_space_reserve(0)
 }
 
 fn store_in(dir: &std::path::Path, retain: usize) -> Store {
@@ -236,13 +234,13 @@ fn copied_to_another_name_or_sequence_is_rejected() {
     std::fs::copy(&src, dir.path().join("other/00000000000000000001.pst")).unwrap();
     let backend = FsBackend::open_read_only(dir.path()).unwrap();
     let bytes = backend.get("other/00000000000000000001.pst").unwrap();
-    let expect = persist_core::envelope::Expect {
+    let expect = persist_core::Expect {
         name: Some("other"),
         sequence: Some(1),
         ..Default::default()
     };
     assert!(matches!(
-        persist_core::envelope::open(&test_keyring(), &bytes, &expect),
+        persist_core::format::open(&test_keyring(), &bytes, &expect),
         Err(EnvelopeError::WrongName { .. })
     ));
 }
@@ -279,10 +277,7 @@ fn insufficient_space_is_refused_before_writing() {
     let store = Store::new(
         Box::new(FsBackend::open(dir.path()).unwrap()),
         test_keyring(),
-        StoreConfig {
-            space_reserve: u64::MAX / 2,
-            ..StoreConfig::default()
-        },
+        StoreConfig::default().with_space_reserve(u64::MAX / 2),
     );
     match store.save(&AgentState::sample(5, 1)) {
         Err(persist_core::SaveError::InsufficientSpace { needed, free, .. }) => {

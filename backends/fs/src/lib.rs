@@ -44,9 +44,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use persist_core::backend::{
-    Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta,
-};
+use persist_core::{Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta};
 
 mod fault;
 mod mmap;

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 
-use persist_core::backend::ObjectBytes;
+use persist_core::ObjectBytes;
 
 /// Maps the whole file at `path` read-only. `Ok(None)` for an empty file, which cannot be
 /// mapped (the caller reads it instead).

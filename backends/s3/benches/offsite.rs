@@ -332,10 +332,7 @@ fn local_store(dir: &std::path::Path) -> Store {
     Store::new(
         Box::new(FsBackend::open(dir).unwrap()),
         keyring(),
-        StoreConfig {
-            space_reserve: 0,
-            ..StoreConfig::default()
-        },
+        StoreConfig::default().with_space_reserve(0),
     )
 }
 

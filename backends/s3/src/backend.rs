@@ -7,9 +7,7 @@ use object_store::aws::AmazonS3;
 use object_store::client::HttpClient;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
-use persist_core::backend::{
-    Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta,
-};
+use persist_core::{Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta};
 
 use crate::error::{map_error, shut_down};
 use crate::runtime::OwnedRuntime;

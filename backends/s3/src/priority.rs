@@ -136,13 +136,13 @@ mod tests {
         fn begin_put(
             &self,
             key: &str,
-        ) -> Result<Box<dyn persist_core::backend::NewObject + '_>, BackendError> {
+        ) -> Result<Box<dyn persist_core::NewObject + '_>, BackendError> {
             Err(self.missing(key))
         }
-        fn get(&self, key: &str) -> Result<persist_core::backend::ObjectBytes, BackendError> {
+        fn get(&self, key: &str) -> Result<persist_core::ObjectBytes, BackendError> {
             Err(self.missing(key))
         }
-        fn list(&self, _: &str) -> Result<Vec<persist_core::backend::ObjectMeta>, BackendError> {
+        fn list(&self, _: &str) -> Result<Vec<persist_core::ObjectMeta>, BackendError> {
             let policy = current_thread_policy();
             self.0.lock().unwrap().push((current_thread_nice(), policy));
             Ok(Vec::new())

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use persist_core::generation::parse_generation_key;
+use persist_core::format::parse_generation_key;
 use persist_core::{Backend, BackendError};
 
 use crate::SharedBackend;

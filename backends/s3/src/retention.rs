@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use persist_core::generation::parse_generation_key;
+use persist_core::format::parse_generation_key;
 use persist_core::{
     Backend, BackendError, GenerationInfo, Header, Keyring, RejectKind, RejectReason, Store,
     StoreConfig,
@@ -211,10 +211,7 @@ impl Pruner {
         let store = Store::new(
             Box::new(backend),
             self.keyring.clone(),
-            StoreConfig {
-                space_reserve: 0,
-                ..StoreConfig::default()
-            },
+            StoreConfig::default().with_space_reserve(0),
         );
         let mut out = Vec::new();
         let mut listed = HashSet::new();
@@ -375,7 +372,7 @@ fn fmt_day(day: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use persist_core::envelope::EnvelopeError;
+    use persist_core::EnvelopeError;
     use persist_core::{Fingerprint, KeyId, RkyvFormat};
 
     /// Off-site retention deletes a superseded corrupt generation but never one that is only
@@ -384,7 +381,7 @@ mod tests {
     fn only_corrupt_generations_are_deleted_off_site() {
         let info = |sequence| GenerationInfo {
             sequence,
-            key: persist_core::generation::generation_key("s", sequence),
+            key: persist_core::format::generation_key("s", sequence),
             size: 0,
         };
         let newest_first: Vec<GenerationInfo> = (1..=5).rev().map(info).collect();

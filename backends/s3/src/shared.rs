@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use persist_core::backend::{
-    Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta,
-};
+use persist_core::{Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta};
 
 /// A cloneable handle on a backend; every method delegates.
 #[derive(Clone, Debug)]

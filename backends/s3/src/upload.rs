@@ -8,7 +8,7 @@ use bytes::Bytes;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{MultipartId, PutPayload};
-use persist_core::backend::{BackendError, NewObject};
+use persist_core::{BackendError, NewObject};
 use tokio::task::JoinSet;
 
 use crate::backend::S3Backend;

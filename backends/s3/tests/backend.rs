@@ -6,15 +6,13 @@ use std::sync::{Arc, Barrier};
 
 use common::{Blob, keyring, s3_env};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use persist_core::generation::generation_key;
+use persist_core::format::generation_key;
 use persist_core::{Backend, BackendError, LoadError, RejectReason, Store, StoreConfig};
 
 fn config(retain: usize) -> StoreConfig {
-    StoreConfig {
-        retain,
-        space_reserve: 0,
-        ..StoreConfig::default()
-    }
+    StoreConfig::default()
+        .with_retain(retain)
+        .with_space_reserve(0)
 }
 
 #[test]

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Blob, Moto, create_bucket, keyring, s3_env};
-use persist_core::envelope::{self, Header};
-use persist_core::generation::generation_key;
+use persist_core::Header;
+use persist_core::format;
+use persist_core::format::generation_key;
 use persist_core::{Backend, BackendError, LoadError, Persist, RkyvFormat, Store, StoreConfig};
 use persist_fs::FsBackend;
 use persist_s3::retention::{self, Reason, RetentionPolicy};
@@ -16,16 +17,13 @@ use persist_s3::{
 };
 
 fn local_store(dir: &std::path::Path, retain: usize, off_site: Option<Arc<dyn Backend>>) -> Store {
-    Store::new(
-        Box::new(FsBackend::open(dir).unwrap()),
-        keyring(),
-        StoreConfig {
-            retain,
-            space_reserve: 0,
-            off_site,
-            ..StoreConfig::default()
-        },
-    )
+    Store::new(Box::new(FsBackend::open(dir).unwrap()), keyring(), {
+        let mut config = StoreConfig::default()
+            .with_retain(retain)
+            .with_space_reserve(0);
+        config.off_site = off_site;
+        config
+    })
 }
 
 fn keys(backend: &dyn Backend) -> Vec<String> {
@@ -254,7 +252,7 @@ fn put_at(backend: &dyn Backend, seq: u64, created_secs: u64, corrupt: bool) {
         created_at_nanos: created_secs * 1_000_000_000,
         payload_len: payload.len() as u64,
     };
-    let mut bytes = envelope::seal(&keyring(), header, &payload).unwrap();
+    let mut bytes = format::seal(&keyring(), header, &payload).unwrap();
     if corrupt {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
@@ -357,10 +355,7 @@ impl Backend for UnreadableKey {
     fn location(&self) -> String {
         self.inner.location()
     }
-    fn begin_put(
-        &self,
-        key: &str,
-    ) -> Result<Box<dyn persist_core::backend::NewObject + '_>, BackendError> {
+    fn begin_put(&self, key: &str) -> Result<Box<dyn persist_core::NewObject + '_>, BackendError> {
         self.inner.begin_put(key)
     }
     fn get(&self, key: &str) -> Result<persist_core::ObjectBytes, BackendError> {

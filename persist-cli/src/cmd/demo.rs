@@ -97,11 +97,8 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     // Two clients of the off-site copy: the store's restore, which the demo waits for, at normal
     // priority; the replicator's uploads, which must never slow the agent, at idle priority.
     let off_site = args.off_site.as_deref().map(crate::open::s3).transpose()?;
-    let config = StoreConfig {
-        off_site: off_site.map(|b| Arc::new(b) as Arc<dyn persist_core::Backend>),
-        space_reserve: args.space_reserve,
-        ..StoreConfig::default()
-    };
+    let mut config = StoreConfig::default().with_space_reserve(args.space_reserve);
+    config.off_site = off_site.map(|b| Arc::new(b) as Arc<dyn persist_core::Backend>);
     let store = Store::new(Box::new(backend), Keyring::new(key), config);
     let uploads = args
         .off_site
@@ -153,7 +150,7 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     if args.schemas {
         crate::demo::schemas::save_all(&store, args.seed, args.fresh, out)?;
     }
-    let key_arg = if key_file.is_some() || std::env::var_os(persist_core::key::KEY_ENV).is_some() {
+    let key_arg = if key_file.is_some() || std::env::var_os(persist_core::KEY_ENV).is_some() {
         String::new()
     } else {
         format!(" --key {}", key_path.display())

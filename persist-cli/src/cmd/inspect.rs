@@ -8,8 +8,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use persist_core::envelope::{self, EnvelopeError, Expect, HEADER_LEN, TAG_LEN};
-use persist_core::generation::parse_generation_key;
+use persist_core::format;
+use persist_core::format::parse_generation_key;
+use persist_core::format::{HEADER_LEN, TAG_LEN};
+use persist_core::{EnvelopeError, Expect};
 use persist_core::{Header, Keyring};
 use serde::Serialize;
 
@@ -111,7 +113,7 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
                 sequence: expected.as_ref().map(|e| e.sequence),
                 ..Expect::default()
             };
-            let result = envelope::open(&Keyring::new(key.clone()), &bytes, &expect);
+            let result = format::open(&Keyring::new(key.clone()), &bytes, &expect);
             Verification {
                 checked: true,
                 ok: result.is_ok(),
@@ -167,7 +169,7 @@ fn expected_from_path(path: &Path) -> Option<ExpectedFromPath> {
     let dir = absolute.parent()?.file_name()?.to_str()?;
     let key = format!("{dir}/{file}");
     let (name, sequence) = parse_generation_key(&key)?;
-    envelope::validate_name(name).ok()?;
+    format::validate_name(name).ok()?;
     Some(ExpectedFromPath {
         name: name.to_string(),
         sequence,
@@ -184,7 +186,7 @@ fn print(r: &Report, out: &mut dyn Write) -> Result<(), CliError> {
                 " (unverified)"
             };
             outln!(out, "header{trust}:")?;
-            let format_note = if envelope::is_readable_format(h.format_version) {
+            let format_note = if format::is_readable_format(h.format_version) {
                 ""
             } else {
                 " (not supported by this build)"

@@ -52,7 +52,7 @@ pub enum Command {
 }
 
 /// Runs the parsed command, writing its output to stdout.
-pub fn run(cli: Cli) -> Result<Status, CliError> {
+pub fn run(cli: Cli, schemas: &[persist_core::Schema]) -> Result<Status, CliError> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let key = cli.key.as_deref();
@@ -61,7 +61,7 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Demo(args) => demo::run(&args, key, &mut out),
         Command::List(args) => list::run(&args, key, &mut out),
         Command::Inspect(args) => inspect::run(&args, key, &mut out),
-        Command::Verify(args) => verify::run(&args, key, &mut out),
+        Command::Verify(args) => verify::run(&args, key, schemas, &mut out),
         Command::Push(args) => push::run(&args, &mut out),
         Command::Restore(args) => restore::run(&args, key, &mut out),
         Command::Prune(args) => prune::run(&args, key, &mut out),

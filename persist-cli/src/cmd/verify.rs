@@ -1,18 +1,16 @@
 //! `persist verify DIR [--json]`: exit 0 only if every state's newest generation verifies.
 //!
 //! Verification covers the envelope (tag, structure, name and sequence) of every state. For the
-//! states this build knows (the users' schemas of `persist-schemas`), it goes as far as a load
-//! would: the layout fingerprint of the generation's version, rkyv validation of the payload,
-//! decoding and every migration step up to the current version. Other states' payloads need
-//! their program's types; the verdict says so.
+//! states this program knows (the [`Schema`]s it was built with: our users' schemas in the
+//! `persist` binary, a downstream crate's own in its binary; see [`crate::main`]), matched by
+//! name *and* layout fingerprint, it goes as far as a load would: rkyv validation of the
+//! payload, decoding and every migration step up to the current version. Other states' payloads
+//! need their program's types; the verdict says "envelope only".
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use persist_compat::SchemaEntry;
-use persist_core::envelope::{HEADER_LEN, TAG_LEN};
-use persist_core::generation::GenerationInfo;
-use persist_core::{BackendError, RejectKind, Store};
+use persist_core::{LoadError, NewestValid, RejectReason, Schema, Store};
 use serde::Serialize;
 
 use crate::error::{CliError, Status, write_json};
@@ -66,49 +64,65 @@ struct FailedGeneration {
     kind: String,
 }
 
-/// Verifies the store.
-pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<Status, CliError> {
+/// Verifies the store, decoding the states `schemas` knows (matched by name and layout
+/// fingerprint) and checking only the envelope of the others.
+pub fn run(
+    args: &Args,
+    key_file: Option<&Path>,
+    schemas: &[Schema],
+    out: &mut dyn Write,
+) -> Result<Status, CliError> {
     let key = keys::require(key_file)?;
     let store = open::read_only(&args.dir, key)?;
     let list_err = |source| CliError::ListStore {
         path: args.dir.clone(),
         source,
     };
-    let schemas = persist_schemas::all();
     let mut states = Vec::new();
     for name in store.names().map_err(list_err)? {
         let generations = store.generations(&name).map_err(list_err)?;
         let Some(newest) = generations.last().map(|g| g.sequence) else {
             continue;
         };
-        let mut failed = Vec::new();
-        let mut newest_valid = None;
-        let mut payload = None;
-        for g in generations.iter().rev() {
-            match check_generation(&store, &name, g, &schemas) {
-                Ok(checked) => {
-                    newest_valid = Some(g.sequence);
-                    payload = Some(checked);
-                    break;
-                }
-                // Deleted by a live writer's retention since the listing: superseded.
-                Err((_, RejectKind::Unreadable)) if !exists(&store, g) => {}
-                Err((error, kind)) => {
-                    failed.push(FailedGeneration {
-                        sequence: g.sequence,
-                        key: g.key.clone(),
-                        error,
-                        kind: kind.to_string(),
-                    });
-                    // A load stops at an authentic generation it cannot use: so does verify.
-                    if kind != RejectKind::Corrupt {
-                        break;
-                    }
-                }
+        let schema = schemas.iter().find(|s| s.name() == name);
+        let (found, payload) = match verify_state(&store, &name, schema) {
+            Ok(found) => found,
+            // Every generation vanished since the listing (a live writer's retention).
+            Err(LoadError::NoGeneration { .. }) => continue,
+            Err(e) => (Err(e), None),
+        };
+        let (newest_valid, failed) = match found {
+            Ok(valid) => (Some(valid.generation.sequence), valid.report.rejected),
+            Err(LoadError::AllInvalid { rejected, .. }) => (None, rejected),
+            Err(LoadError::Blocked {
+                generation,
+                mut rejected,
+                ..
+            }) => {
+                rejected.push(*generation);
+                (None, rejected)
             }
-        }
+            Err(LoadError::Backend(source)) => return Err(list_err(source)),
+            Err(e) => {
+                return Err(CliError::Verify {
+                    name,
+                    message: e.to_string(),
+                });
+            }
+        };
+        let failed: Vec<FailedGeneration> = failed
+            .into_iter()
+            // Keys beyond the sequence range are not generations: a load ignores them too.
+            .filter(|r| !matches!(r.reason, RejectReason::SequenceOutOfRange))
+            .map(|r| FailedGeneration {
+                kind: r.kind().to_string(),
+                error: r.reason.to_string(),
+                sequence: r.sequence,
+                key: r.key,
+            })
+            .collect();
         states.push(StateVerdict {
-            ok: failed.is_empty(),
+            ok: failed.is_empty() && newest_valid.is_some(),
             name,
             generations: generations.len(),
             newest,
@@ -141,74 +155,51 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     })
 }
 
-/// Whether a generation is still there (a vanished one was superseded, not failed).
-fn exists(store: &Store, generation: &GenerationInfo) -> bool {
-    !matches!(
-        store.backend().get_head(&generation.key, 0),
-        Err(BackendError::NotFound { .. })
-    )
-}
+/// What a load of state `name` would use, found by the store's own walk
+/// ([`Store::newest_valid`]) when `schema` is this state's type, else by its envelope alone
+/// ([`Store::newest_sealed`]); with a sentence saying how far the payload was checked.
+///
+/// `schema` is this state's type only if it knows the layout fingerprint of the newest sealed
+/// generation's version: another program's state of the same name is checked as far as its
+/// envelope, not reported as a fingerprint mismatch against our type.
+type Found = (Result<NewestValid, LoadError>, Option<String>);
 
-/// Verifies one generation as a load of this build would, as far as its types allow; `Ok`
-/// says how far that was, `Err` why the generation fails and what kind of failure it is.
-fn check_generation(
-    store: &Store,
-    name: &str,
-    generation: &GenerationInfo,
-    schemas: &[SchemaEntry],
-) -> Result<String, (String, RejectKind)> {
-    let header = store
-        .verify_generation(name, generation)
-        .map_err(|e| (e.to_string(), e.kind()))?;
-    let version = header.schema_version;
-    let Some(entry) = schemas
-        .iter()
-        .find(|e| e.name == name && e.version == version)
-    else {
-        return Ok(match schemas.iter().find(|e| e.name == name) {
-            Some(e) if version > e.current_version => format!(
-                "envelope only: v{version} is newer than this build's v{}",
-                e.current_version
-            ),
-            Some(_) => format!("envelope only: this build has no v{version} of {name}"),
-            None => "envelope only: this build has no schema for this state".to_string(),
-        });
+fn verify_state(store: &Store, name: &str, schema: Option<&Schema>) -> Result<Found, LoadError> {
+    let sealed = store.newest_sealed(name)?;
+    let version = sealed.report.schema_version;
+    let fingerprint = sealed.report.fingerprint;
+    let Some(schema) = schema else {
+        let why = "envelope only: this program has no schema for this state".to_string();
+        return Ok((Ok(sealed), Some(why)));
     };
-    if entry.chain_fingerprint != Some(header.fingerprint) {
-        return Err((
-            format!(
-                "layout fingerprint mismatch for {name} v{version}: the generation has {}, this \
-             build expects {} (changed without a version bump?)",
-                header.fingerprint,
-                entry
-                    .chain_fingerprint
-                    .map_or_else(|| "none".to_string(), |f| f.to_string())
-            ),
-            RejectKind::TooNew,
-        ));
+    if version > schema.version() {
+        let why = format!(
+            "envelope only: v{version} is newer than this program's v{}",
+            schema.version()
+        );
+        return Ok((Ok(sealed), Some(why)));
     }
-    let bytes = store
-        .backend()
-        .get(&generation.key)
-        .map_err(|e| (e.to_string(), RejectKind::Unreadable))?;
-    let payload = bytes
-        .get(HEADER_LEN..bytes.len().saturating_sub(TAG_LEN))
-        .ok_or_else(|| {
-            (
-                "changed while being verified".to_string(),
-                RejectKind::Corrupt,
-            )
-        })?;
-    let migrations = (entry.load)(version, payload)
-        .map_err(|e| (format!("payload: {e}"), RejectKind::Undecodable))?;
-    Ok(match migrations.len() {
-        0 => format!("decoded as {name} v{version}"),
-        n => format!(
-            "decoded as {name} v{version} and migrated to v{} ({n} step{})",
-            entry.current_version,
-            if n == 1 { "" } else { "s" }
-        ),
-    })
+    if version >= schema.oldest_version() && schema.fingerprint_of(version) != Some(fingerprint) {
+        let why = format!(
+            "envelope only: this program's {name} v{version} has another layout than the \
+             generation's ({fingerprint}): a state of another program with the same name?"
+        );
+        return Ok((Ok(sealed), Some(why)));
+    }
+    let found = store.newest_valid(schema);
+    let payload = found.as_ref().ok().map(|valid| {
+        let r = &valid.report;
+        match r.migrations.len() {
+            0 => format!("decoded as {name} v{}", r.schema_version),
+            n => format!(
+                "decoded as {name} v{} and migrated to v{} ({n} step{})",
+                r.schema_version,
+                schema.version(),
+                if n == 1 { "" } else { "s" }
+            ),
+        }
+    });
+    Ok((found, payload))
 }
 
 fn print(verdict: &Verdict, out: &mut dyn Write) -> Result<(), CliError> {

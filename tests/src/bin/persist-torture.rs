@@ -103,11 +103,9 @@ fn run(opts: &Options) -> Result<(), String> {
     let store = Store::new(
         Box::new(backend),
         test_keyring(),
-        StoreConfig {
-            retain: opts.retain,
-            space_reserve: 0,
-            ..StoreConfig::default()
-        },
+        StoreConfig::default()
+            .with_retain(opts.retain)
+            .with_space_reserve(0),
     );
     let mut total = match store.load::<AgentState>() {
         Ok(loaded) => loaded.value.total_updates,

@@ -1,0 +1,162 @@
+//! Saving: sequence allocation, the free-space pre-check, sealing and signing, then retention.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::backend::BackendError;
+use crate::encoded::Encoded;
+use crate::envelope::{self, HEADER_LEN, Header, TAG_LEN};
+use crate::error::SaveError;
+use crate::generation::{Listing, MAX_SEQUENCE, generation_key};
+use crate::persist::Persist;
+use crate::retention::{self, Class};
+use crate::schema::RkyvFormat;
+use crate::store::Store;
+
+/// A successful save.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SaveReceipt {
+    /// The sequence number of the new generation.
+    pub sequence: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Generations deleted by retention.
+    pub deleted: Vec<u64>,
+    /// A retention failure, if any: the save itself is durable and stands.
+    pub retention_error: Option<String>,
+}
+
+impl Store {
+    /// Saves `value` as a new generation and applies retention. Returns once the generation is
+    /// durable.
+    pub fn save<T: Persist>(&self, value: &T) -> Result<SaveReceipt, SaveError> {
+        self.save_encoded(&Encoded::new(value)?)
+    }
+
+    /// Saves a value serialised earlier (possibly on another thread) as a new generation and
+    /// applies retention. Returns once the generation is durable.
+    ///
+    /// The new generation's sequence number is one above every generation present, valid or not
+    /// (whatever occupies a generation's key counts). If its key is taken meanwhile (another
+    /// writer, or something odd in the directory), the save takes the next free number.
+    pub fn save_encoded(&self, encoded: &Encoded) -> Result<SaveReceipt, SaveError> {
+        let name = encoded.name();
+        envelope::validate_name(name).map_err(SaveError::InvalidName)?;
+        let payload = &encoded.payload;
+        let book = self.book(name);
+        let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
+        let total = (HEADER_LEN + payload.len() + TAG_LEN) as u64;
+        let mut attempts = 0;
+        let sequence = loop {
+            let sequence = match book.next_sequence {
+                Some(seq) => seq,
+                None => Listing::of(self.backend.as_ref(), name)?
+                    .next_sequence()
+                    .ok_or_else(|| SaveError::SequenceExhausted {
+                        name: name.to_string(),
+                    })?,
+            };
+            if sequence > MAX_SEQUENCE {
+                return Err(SaveError::SequenceExhausted {
+                    name: name.to_string(),
+                });
+            }
+            // Whatever happens below, this number is spent: a failed commit may have left a file.
+            book.next_sequence = Some(sequence + 1);
+            let header = Header {
+                key_id: self.keyring.current().id(),
+                name: name.to_string(),
+                schema_version: encoded.schema.version(),
+                fingerprint: encoded.fingerprint,
+                rkyv_format: RkyvFormat::CURRENT,
+                sequence,
+                created_at_nanos: now_nanos(),
+                payload_len: payload.len() as u64,
+            };
+            self.preflight(total)?;
+            let key = generation_key(name, sequence);
+            match self.write_generation(&key, &header, payload) {
+                Ok(()) => break sequence,
+                Err(SaveError::Backend(BackendError::AlreadyExists { .. })) if attempts < 3 => {
+                    tracing::warn!(name, sequence, "generation key taken; listing again");
+                    attempts += 1;
+                    book.next_sequence = None;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        book.known.insert(sequence, Class::Loadable);
+        tracing::debug!(name, sequence, bytes = total, "generation saved");
+
+        let (deleted, failure) = retention::apply(
+            self.backend.as_ref(),
+            &self.keyring,
+            self.config.retain,
+            &encoded.schema,
+            &mut book.known,
+        );
+        let retention_error = failure.map(|e| {
+            tracing::warn!(name, error = %e, "retention failed; the save stands");
+            e.to_string()
+        });
+        Ok(SaveReceipt {
+            sequence,
+            bytes: total,
+            deleted,
+            retention_error,
+        })
+    }
+
+    pub(crate) fn preflight(&self, bytes: u64) -> Result<(), SaveError> {
+        if let Some(free) = self.backend.free_space()? {
+            let reserve = self.config.space_reserve;
+            let needed = bytes.saturating_add(reserve);
+            if free < needed {
+                tracing::error!(needed, free, reserve, "insufficient space; save refused");
+                return Err(SaveError::InsufficientSpace {
+                    location: self.backend.location(),
+                    needed,
+                    reserve,
+                    free,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes header, payload and tag. Large payloads are signed on a second thread while the
+    /// first writes them, so hashing overlaps I/O.
+    fn write_generation(
+        &self,
+        key: &str,
+        header: &Header,
+        payload: &[u8],
+    ) -> Result<(), SaveError> {
+        let head = header.encode().map_err(SaveError::InvalidName)?;
+        let signing_key = self.keyring.current();
+        let mut obj = self.backend.begin_put(key)?;
+        let tag = if payload.len() >= self.config.parallel_sign_threshold {
+            std::thread::scope(|s| {
+                let signer = s.spawn(|| envelope::tag(signing_key, &head, payload));
+                let written = obj.write(&head).and_then(|()| obj.write(payload));
+                let tag = signer.join().expect("HMAC computation does not panic");
+                written.map(|()| tag)
+            })?
+        } else {
+            let tag = envelope::tag(signing_key, &head, payload);
+            obj.write(&head)?;
+            obj.write(payload)?;
+            tag
+        };
+        obj.write(&tag)?;
+        obj.commit()?;
+        Ok(())
+    }
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
