@@ -390,20 +390,43 @@ pub mod derive_support {
         note = "or drop the derive and write `#[persist(...)]` alone, as an attribute: it adds \
                 rkyv's derives itself"
     )]
-    pub trait RkyvDerived {}
-    impl<T> RkyvDerived for T
-    where
-        T: rkyv::Archive
-            + for<'a> rkyv::Serialize<
+    ///
+    /// Its supertraits are every rkyv bound the generated impls use, so impls written
+    /// `where Self: RkyvDerived` type-check on that one bound: a type without rkyv's derives then
+    /// gets this trait's one error, not one per use.
+    pub trait RkyvDerived:
+        Sized
+        + rkyv::Archive<
+            Archived: for<'a> rkyv::bytecheck::CheckBytes<
+                rkyv::api::high::HighValidator<'a, rkyv::rancor::BoxedError>,
+            > + rkyv::Deserialize<
+                Self,
+                rkyv::api::high::HighDeserializer<rkyv::rancor::BoxedError>,
+            >,
+        > + for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<
+                rkyv::util::AlignedVec,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                rkyv::rancor::BoxedError,
+            >,
+        >
+    {
+    }
+    impl<T> RkyvDerived for T where
+        T: rkyv::Archive<
+                Archived: for<'a> rkyv::bytecheck::CheckBytes<
+                    rkyv::api::high::HighValidator<'a, rkyv::rancor::BoxedError>,
+                > + rkyv::Deserialize<
+                    T,
+                    rkyv::api::high::HighDeserializer<rkyv::rancor::BoxedError>,
+                >,
+            > + for<'a> rkyv::Serialize<
                 rkyv::api::high::HighSerializer<
                     rkyv::util::AlignedVec,
                     rkyv::ser::allocator::ArenaHandle<'a>,
                     rkyv::rancor::BoxedError,
                 >,
-            >,
-        T::Archived: for<'a> rkyv::bytecheck::CheckBytes<
-                rkyv::api::high::HighValidator<'a, rkyv::rancor::BoxedError>,
-            > + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::BoxedError>>,
+            >
     {
     }
 

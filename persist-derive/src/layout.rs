@@ -40,7 +40,8 @@ fn fields(ident: &Ident, fields: &Fields, offsets: bool) -> Vec<TokenStream> {
         .collect()
 }
 
-pub fn impl_layout(item: &Item, ident: &Ident) -> TokenStream {
+/// `bound`: an extra where clause on the impl (the derive's `Self: RkyvDerived`), or nothing.
+pub fn impl_layout(item: &Item, ident: &Ident, bound: &TokenStream) -> TokenStream {
     let body = match item {
         Item::Struct(s) => {
             let fields = fields(ident, &s.fields, true);
@@ -84,7 +85,7 @@ pub fn impl_layout(item: &Item, ident: &Ident) -> TokenStream {
     };
     quote! {
         #[automatically_derived]
-        impl ::persist_core::layout::Layout for #ident {
+        impl ::persist_core::layout::Layout for #ident #bound {
             fn describe(d: &mut ::persist_core::layout::Describer) {
                 #body
             }

@@ -162,7 +162,7 @@ fn expand_attribute(
     item: &Item,
 ) -> syn::Result<proc_macro2::TokenStream> {
     let args = args::parse(attr, Span::call_site())?;
-    let impls = impls(&args, item)?;
+    let impls = impls(&args, item, &proc_macro2::TokenStream::new())?;
     // The impls first: the checks among them are then reported before rkyv's errors.
     Ok(quote! {
         #impls
@@ -203,29 +203,28 @@ fn expand_derive(item: &Item) -> syn::Result<proc_macro2::TokenStream> {
     };
     let args = args::parse(tokens, attr.span())?;
     let ident = ident(item);
-    let impls = impls(&args, item)?;
-    // The type must derive rkyv's traits itself; said first, and in these words.
-    let rkyv = quote_spanned! {ident.span()=>
-        const _: () = {
-            trait __PersistRkyv {}
-            impl __PersistRkyv for #ident where #ident: ::persist_core::__private::RkyvDerived {}
-        };
+    // The type must derive rkyv's traits itself. The impls are bounded on that alone (the
+    // bound's supertraits are every rkyv bound they use), so without the derives the one error
+    // is `RkyvDerived`'s, which says what to write.
+    let bound = quote_spanned! {ident.span()=>
+        where #ident: ::persist_core::__private::RkyvDerived
     };
-    Ok(quote! {
-        #rkyv
-        #impls
-    })
+    impls(&args, item, &bound)
 }
 
 /// The checks, the `Layout` impl and, for a state, the `Persist` impl.
-fn impls(args: &args::Args, item: &Item) -> syn::Result<proc_macro2::TokenStream> {
+fn impls(
+    args: &args::Args,
+    item: &Item,
+    bound: &proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
     check::item(item)?;
     let ident = ident(item);
     let fields = layout::assert_fields(item, ident);
-    let layout = layout::impl_layout(item, ident);
+    let layout = layout::impl_layout(item, ident, bound);
     let persist = match args {
         args::Args::Nested => proc_macro2::TokenStream::new(),
-        args::Args::State(state) => state::impl_persist(ident, state),
+        args::Args::State(state) => state::impl_persist(ident, state, bound),
     };
     Ok(quote! {
         #fields

@@ -7,7 +7,8 @@ use syn::spanned::Spanned;
 
 use crate::args::{StateArgs, StepKind};
 
-pub fn impl_persist(ident: &Ident, args: &StateArgs) -> TokenStream {
+/// `bound`: an extra where clause on the impl (the derive's `Self: RkyvDerived`), or nothing.
+pub fn impl_persist(ident: &Ident, args: &StateArgs, bound: &TokenStream) -> TokenStream {
     let name = &args.name;
     let version = args.version;
     let p = quote! { ::persist_core };
@@ -111,7 +112,7 @@ pub fn impl_persist(ident: &Ident, args: &StateArgs) -> TokenStream {
         #checks
 
         #[automatically_derived]
-        impl #p::Persist for #ident {
+        impl #p::Persist for #ident #bound {
             const NAME: &'static str = #name;
             const VERSION: u32 = #version;
             const OLDEST_VERSION: u32 = #oldest;
