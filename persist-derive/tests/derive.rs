@@ -58,6 +58,18 @@ impl From<BookV1> for Book {
     }
 }
 
+/// A crate with its own rkyv 0.8 dependency: rkyv's derives at their default `::rkyv` path.
+mod own_rkyv {
+    use persist_core::Persist;
+
+    #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Persist, Debug, PartialEq)]
+    #[persist(name = "book", version = 1)]
+    pub struct Book {
+        pub positions: Vec<super::Position>,
+        pub note: String,
+    }
+}
+
 // The attribute form still works beside the derive in the same module.
 #[persist(name = "other", version = 1)]
 pub struct Other {
@@ -68,6 +80,7 @@ pub struct Other {
 fn derive_and_attribute_give_the_same_fingerprint() {
     assert_eq!(BookV1::fingerprint(), attribute::Book::fingerprint());
     assert_eq!(BookV1::descriptor_of(1), attribute::Book::descriptor_of(1));
+    assert_eq!(own_rkyv::Book::fingerprint(), BookV1::fingerprint());
     assert_eq!(<BookV1 as Persist>::NAME, "book");
     assert_eq!(Book::OLDEST_VERSION, 1);
     assert_eq!(Book::fingerprint_of(1), Some(BookV1::fingerprint()));
