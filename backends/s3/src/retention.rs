@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use persist_core::generation::parse_generation_key;
@@ -25,8 +26,6 @@ use persist_core::{
     Backend, BackendError, GenerationInfo, Header, Keyring, RejectKind, RejectReason, Store,
     StoreConfig,
 };
-
-use crate::shared::SharedBackend;
 
 /// How many off-site generations to keep.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,7 +167,7 @@ pub struct PruneReport {
 /// failed check) fails the whole plan with that error: a generation is marked for deletion as
 /// invalid only when it was read and found invalid.
 pub fn plan(
-    backend: SharedBackend,
+    backend: Arc<dyn Backend>,
     keyring: &Keyring,
     policy: &RetentionPolicy,
     now: SystemTime,
@@ -205,7 +204,7 @@ impl Pruner {
     /// The plan at time `now`, as [`plan`] makes it.
     pub fn plan(
         &mut self,
-        backend: SharedBackend,
+        backend: Arc<dyn Backend>,
         now: SystemTime,
     ) -> Result<Vec<PlanEntry>, BackendError> {
         let store = Store::new(
@@ -247,11 +246,11 @@ impl Pruner {
     /// Plans at time `now` and applies the plan.
     pub fn prune(
         &mut self,
-        backend: SharedBackend,
+        backend: Arc<dyn Backend>,
         now: SystemTime,
     ) -> Result<(Vec<PlanEntry>, PruneReport), BackendError> {
-        let plan = self.plan(backend.clone(), now)?;
-        let report = apply(&backend, &plan);
+        let plan = self.plan(Arc::clone(&backend), now)?;
+        let report = apply(backend.as_ref(), &plan);
         Ok((plan, report))
     }
 }
