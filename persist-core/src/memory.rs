@@ -251,53 +251,12 @@ impl Backend for MemoryBackend {
     }
 }
 
+/// What the backend contract asks of every backend (create-only puts, races, visibility,
+/// deletes, error kinds) is checked by the conformance suite, `backends/conformance` (its
+/// `tests/memory.rs` runs it on this backend); these are what is particular to this one.
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn create_only() {
-        let b = MemoryBackend::new();
-        b.put_new("s/1", &[b"one"]).unwrap();
-        assert!(matches!(
-            b.put_new("s/1", &[b"two"]),
-            Err(BackendError::AlreadyExists { .. })
-        ));
-        assert!(matches!(
-            b.begin_put("s/1").map(|_| ()),
-            Err(BackendError::AlreadyExists { .. })
-        ));
-        assert_eq!(&*b.get("s/1").unwrap(), b"one");
-    }
-
-    #[test]
-    fn racing_writers_one_wins() {
-        let b = MemoryBackend::new();
-        let mut first = b.begin_put("s/1").unwrap();
-        let mut second = b.begin_put("s/1").unwrap();
-        first.write(b"first").unwrap();
-        second.write(b"second").unwrap();
-        second.commit().unwrap();
-        assert!(matches!(
-            first.commit(),
-            Err(BackendError::AlreadyExists { .. })
-        ));
-        assert_eq!(&*b.get("s/1").unwrap(), b"second");
-    }
-
-    #[test]
-    fn visible_only_after_commit_and_dropped_leaves_nothing() {
-        let b = MemoryBackend::new();
-        let mut obj = b.begin_put("s/1").unwrap();
-        obj.write(b"part").unwrap();
-        assert!(b.list("s/").unwrap().is_empty());
-        assert!(matches!(b.get("s/1"), Err(BackendError::NotFound { .. })));
-        drop(obj);
-        assert!(b.list("").unwrap().is_empty());
-        // The key is free again.
-        b.put_new("s/1", &[b"a", b"b"]).unwrap();
-        assert_eq!(&*b.get("s/1").unwrap(), b"ab");
-    }
 
     #[test]
     fn list_sorted_and_prefixed() {
@@ -309,21 +268,6 @@ mod tests {
         assert_eq!(keys, ["s/1", "s/2", "s/3"]);
         assert_eq!(b.list("s/").unwrap()[0].size, 3);
         assert_eq!(b.list("").unwrap().len(), 6);
-    }
-
-    #[test]
-    fn delete_missing_is_not_found() {
-        let b = MemoryBackend::new();
-        assert!(matches!(
-            b.delete("s/1"),
-            Err(BackendError::NotFound { .. })
-        ));
-        b.insert_raw("s/1", b"x").unwrap();
-        b.delete("s/1").unwrap();
-        assert!(matches!(
-            b.delete("s/1"),
-            Err(BackendError::NotFound { .. })
-        ));
     }
 
     #[test]
