@@ -18,7 +18,11 @@ use std::ops::Deref;
 use rkyv::util::AlignedVec;
 
 /// What went wrong in a backend. Backends map their own failures onto these variants.
+///
+/// Non-exhaustive: a match needs a `_` arm, so that a new kind of failure can be added without
+/// breaking callers.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackendError {
     /// `put_new` found the key taken.
     #[error("{key} already exists in {location}")]
@@ -45,12 +49,15 @@ pub enum BackendError {
         key: String,
     },
     /// Credentials or permissions were refused.
-    #[error("access denied to {location}: {message}")]
+    #[error("access denied to {location}: {source}")]
     AccessDenied {
         /// The backend's location.
         location: String,
-        /// The backend's message.
-        message: String,
+        /// The refusal as the backend got it (an [`std::io::Error`] of kind
+        /// `PermissionDenied`, an object store's error, …), for callers that downcast it; a
+        /// backend that refuses on its own (a read-only handle) gives a message.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// An I/O error with the operation that failed.
     #[error("{op} {key} in {location}: {source}")]
@@ -76,18 +83,23 @@ pub enum BackendError {
         /// What is there instead (`directory`, `FIFO`, `symbolic link`, …).
         what: &'static str,
     },
-    /// Any other failure of a remote backend.
-    #[error("{location}: {message}")]
+    /// Any other failure of a backend (a remote one's, mostly).
+    #[error("{location}: {source}")]
     Other {
         /// The backend's location.
         location: String,
-        /// What happened.
-        message: String,
+        /// What happened: the underlying error, or a message where there is none.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
 /// One object found by [`Backend::list`].
+///
+/// Non-exhaustive, so that fields (a modification time, say) can be added: a backend outside
+/// this crate builds one with [`ObjectMeta::new`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ObjectMeta {
     /// The object's key, relative to the backend's root.
     pub key: String,
@@ -95,14 +107,35 @@ pub struct ObjectMeta {
     pub size: u64,
 }
 
+impl ObjectMeta {
+    /// The listing entry of the object at `key` of `size` bytes.
+    pub fn new(key: impl Into<String>, size: u64) -> Self {
+        ObjectMeta {
+            key: key.into(),
+            size,
+        }
+    }
+}
+
 /// The first bytes of an object and its whole size, from [`Backend::get_head`]: enough to check
 /// an envelope's header against the object's size before reading (or allocating) the rest.
+///
+/// Non-exhaustive like [`ObjectMeta`]: a backend outside this crate builds one with
+/// [`ObjectHead::new`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ObjectHead {
     /// Up to the requested number of bytes from the start of the object.
     pub bytes: Vec<u8>,
     /// The object's whole size in bytes.
     pub size: u64,
+}
+
+impl ObjectHead {
+    /// The first `bytes` of an object of `size` bytes.
+    pub fn new(bytes: Vec<u8>, size: u64) -> Self {
+        ObjectHead { bytes, size }
+    }
 }
 
 /// The bytes of an object, 16-byte aligned so that an rkyv payload at offset 160 can be accessed
@@ -242,6 +275,48 @@ pub trait Backend: Send + Sync + fmt::Debug {
 /// assert_eq!(&*shared.get("s/x").unwrap(), b"hi");
 /// ```
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    fn location(&self) -> String {
+        (**self).location()
+    }
+    fn begin_put(&self, key: &str) -> Result<Box<dyn NewObject + '_>, BackendError> {
+        (**self).begin_put(key)
+    }
+    fn get(&self, key: &str) -> Result<ObjectBytes, BackendError> {
+        (**self).get(key)
+    }
+    fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
+        (**self).get_mapped(key)
+    }
+    fn get_head(&self, key: &str, len: usize) -> Result<ObjectHead, BackendError> {
+        (**self).get_head(key, len)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError> {
+        (**self).list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<(), BackendError> {
+        (**self).delete(key)
+    }
+    fn free_space(&self) -> Result<Option<u64>, BackendError> {
+        (**self).free_space()
+    }
+    fn put_new(&self, key: &str, parts: &[&[u8]]) -> Result<(), BackendError> {
+        (**self).put_new(key, parts)
+    }
+}
+
+/// A boxed backend is a backend: a `Box<dyn Backend>` can go wherever an `impl Backend` is
+/// wanted (a generic helper, a test suite), and be shared in turn with [`std::sync::Arc`].
+///
+/// ```
+/// use persist_core::{Backend, MemoryBackend};
+/// fn count(backend: impl Backend) -> usize {
+///     backend.list("s/").unwrap().len()
+/// }
+/// let boxed: Box<dyn Backend> = Box::new(MemoryBackend::new());
+/// boxed.put_new("s/x", &[b"hi"]).unwrap();
+/// assert_eq!(count(boxed), 1);
+/// ```
+impl<B: Backend + ?Sized> Backend for Box<B> {
     fn location(&self) -> String {
         (**self).location()
     }

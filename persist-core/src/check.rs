@@ -83,10 +83,9 @@ impl Schema {
     /// What the header of generation `sequence` must say.
     pub(crate) fn expect(&self, sequence: u64) -> Expect<'static> {
         Expect {
-            name: Some(self.name),
-            sequence: Some(sequence),
             min_version: Some(self.oldest_version),
             max_version: Some(self.version),
+            ..Expect::generation(self.name, sequence)
         }
     }
 }

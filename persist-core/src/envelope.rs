@@ -83,6 +83,19 @@ pub struct Expect<'a> {
     pub max_version: Option<u32>,
 }
 
+impl<'a> Expect<'a> {
+    /// What the generation stored under `name`'s key for `sequence` must say of itself: that
+    /// name and that sequence (a copied or renamed file fails). Versions are not checked; a
+    /// state's type adds them ([`crate::Schema`]).
+    pub fn generation(name: &'a str, sequence: u64) -> Self {
+        Expect {
+            name: Some(name),
+            sequence: Some(sequence),
+            ..Expect::default()
+        }
+    }
+}
+
 /// Why an envelope was rejected. Every failure of [`open`] has its own variant.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

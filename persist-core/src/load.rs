@@ -160,11 +160,7 @@ impl Store {
         generation: &GenerationInfo,
     ) -> Result<Header, RejectReason> {
         let bytes = fetch(self.backend.as_ref(), generation, false)?;
-        let expect = Expect {
-            name: Some(name),
-            sequence: Some(generation.sequence),
-            ..Expect::default()
-        };
+        let expect = Expect::generation(name, generation.sequence);
         Ok(envelope::open(&self.keyring, &bytes, &expect)?.header)
     }
 }

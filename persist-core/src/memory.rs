@@ -4,8 +4,13 @@
 //! It gives the guarantees of [`crate::backend`] that make sense without a disk: create-only
 //! puts, all-or-nothing visibility on commit, listings sorted by key, no litter from a dropped
 //! object. "Durable" means "until the last clone of the backend is dropped".
+//!
+//! For tests of failure paths it can also run out of room ([`MemoryBackend::with_quota`]:
+//! [`BackendError::NoSpace`]) and refuse writes ([`MemoryBackend::set_read_only`]:
+//! [`BackendError::AccessDenied`]).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rkyv::util::AlignedVec;
@@ -30,12 +35,54 @@ type Objects = BTreeMap<String, Arc<AlignedVec>>;
 #[derive(Clone, Debug, Default)]
 pub struct MemoryBackend {
     objects: Arc<Mutex<Objects>>,
+    /// The most bytes all objects together may hold (`None`: no limit).
+    quota: Option<u64>,
+    /// Shared by clones, so a test can refuse writes through a handle it kept.
+    read_only: Arc<AtomicBool>,
 }
 
 impl MemoryBackend {
     /// An empty backend.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty backend that holds at most `bytes` bytes of objects in all, like a small disk:
+    /// a write or commit that would go beyond fails with [`BackendError::NoSpace`] and leaves
+    /// nothing behind, and [`Backend::free_space`] tells the room left.
+    ///
+    /// ```
+    /// use persist_core::{Backend, BackendError, MemoryBackend};
+    /// let small = MemoryBackend::with_quota(4);
+    /// small.put_new("s/1", &[b"abc"]).unwrap();
+    /// assert_eq!(small.free_space().unwrap(), Some(1));
+    /// let full = small.put_new("s/2", &[b"de"]);
+    /// assert!(matches!(full, Err(BackendError::NoSpace { .. })));
+    /// assert_eq!(small.list("s/").unwrap().len(), 1);
+    /// ```
+    pub fn with_quota(bytes: u64) -> Self {
+        MemoryBackend {
+            quota: Some(bytes),
+            ..Self::default()
+        }
+    }
+
+    /// Refuses (`true`) or allows again (`false`) every write and delete, on this backend and
+    /// all its clones, with [`BackendError::AccessDenied`], as a read-only mount or revoked
+    /// credentials would. Reads keep working.
+    ///
+    /// ```
+    /// use persist_core::{Backend, BackendError, MemoryBackend};
+    /// let backend = MemoryBackend::new();
+    /// backend.put_new("s/1", &[b"x"]).unwrap();
+    /// backend.set_read_only(true);
+    /// let refused = backend.put_new("s/2", &[b"y"]);
+    /// assert!(matches!(refused, Err(BackendError::AccessDenied { .. })));
+    /// assert!(matches!(backend.delete("s/1"), Err(BackendError::AccessDenied { .. })));
+    /// assert_eq!(&*backend.get("s/1").unwrap(), b"x");
+    /// ```
+    pub fn set_read_only(&self, read_only: bool) {
+        self.read_only.store(read_only, Ordering::SeqCst);
     }
 
     /// Stores `bytes` under `key`. This bypasses nothing: it is [`Backend::put_new`] with one
@@ -57,6 +104,35 @@ impl MemoryBackend {
             key: key.to_string(),
         }
     }
+
+    fn refuse_read_only(&self) -> Result<(), BackendError> {
+        if !self.read_only.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        Err(BackendError::AccessDenied {
+            location: self.location(),
+            source: "the memory backend is set read-only".into(),
+        })
+    }
+
+    /// Fails with `NoSpace` unless `extra` more bytes fit beside the committed objects.
+    fn check_room(&self, objects: &Objects, key: &str, extra: u64) -> Result<(), BackendError> {
+        let Some(quota) = self.quota else {
+            return Ok(());
+        };
+        if used(objects).saturating_add(extra) <= quota {
+            return Ok(());
+        }
+        Err(BackendError::NoSpace {
+            location: self.location(),
+            key: key.to_string(),
+        })
+    }
+}
+
+/// The bytes all committed objects hold.
+fn used(objects: &Objects) -> u64 {
+    objects.values().map(|bytes| bytes.len() as u64).sum()
 }
 
 /// An object being written: invisible until [`NewObject::commit`] inserts it whole.
@@ -68,6 +144,11 @@ struct MemoryObject<'a> {
 
 impl NewObject for MemoryObject<'_> {
     fn write(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
+        if self.backend.quota.is_some() {
+            let extra = (self.bytes.len() + bytes.len()) as u64;
+            self.backend
+                .check_room(&self.backend.objects(), &self.key, extra)?;
+        }
         self.bytes.extend_from_slice(bytes);
         Ok(())
     }
@@ -78,10 +159,12 @@ impl NewObject for MemoryObject<'_> {
             key,
             bytes,
         } = *self;
+        backend.refuse_read_only()?;
         let mut objects = backend.objects();
         if objects.contains_key(&key) {
             return Err(backend.already_exists(&key));
         }
+        backend.check_room(&objects, &key, bytes.len() as u64)?;
         objects.insert(key, Arc::new(bytes));
         Ok(())
     }
@@ -102,6 +185,7 @@ impl Backend for MemoryBackend {
     }
 
     fn begin_put(&self, key: &str) -> Result<Box<dyn NewObject + '_>, BackendError> {
+        self.refuse_read_only()?;
         // Checked again at commit: another writer may take the key meanwhile.
         if self.objects().contains_key(key) {
             return Err(self.already_exists(key));
@@ -144,14 +228,12 @@ impl Backend for MemoryBackend {
                 std::ops::Bound::Unbounded,
             ))
             .take_while(|(key, _)| key.starts_with(prefix))
-            .map(|(key, bytes)| ObjectMeta {
-                key: key.clone(),
-                size: bytes.len() as u64,
-            })
+            .map(|(key, bytes)| ObjectMeta::new(key.clone(), bytes.len() as u64))
             .collect())
     }
 
     fn delete(&self, key: &str) -> Result<(), BackendError> {
+        self.refuse_read_only()?;
         match self.objects().remove(key) {
             Some(_) => Ok(()),
             None => Err(BackendError::NotFound {
@@ -160,55 +242,21 @@ impl Backend for MemoryBackend {
             }),
         }
     }
+
+    /// The room left under the quota; `None` (unknown) without one.
+    fn free_space(&self) -> Result<Option<u64>, BackendError> {
+        Ok(self
+            .quota
+            .map(|quota| quota.saturating_sub(used(&self.objects()))))
+    }
 }
 
+/// What the backend contract asks of every backend (create-only puts, races, visibility,
+/// deletes, error kinds) is checked by the conformance suite, `backends/conformance` (its
+/// `tests/memory.rs` runs it on this backend); these are what is particular to this one.
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn create_only() {
-        let b = MemoryBackend::new();
-        b.put_new("s/1", &[b"one"]).unwrap();
-        assert!(matches!(
-            b.put_new("s/1", &[b"two"]),
-            Err(BackendError::AlreadyExists { .. })
-        ));
-        assert!(matches!(
-            b.begin_put("s/1").map(|_| ()),
-            Err(BackendError::AlreadyExists { .. })
-        ));
-        assert_eq!(&*b.get("s/1").unwrap(), b"one");
-    }
-
-    #[test]
-    fn racing_writers_one_wins() {
-        let b = MemoryBackend::new();
-        let mut first = b.begin_put("s/1").unwrap();
-        let mut second = b.begin_put("s/1").unwrap();
-        first.write(b"first").unwrap();
-        second.write(b"second").unwrap();
-        second.commit().unwrap();
-        assert!(matches!(
-            first.commit(),
-            Err(BackendError::AlreadyExists { .. })
-        ));
-        assert_eq!(&*b.get("s/1").unwrap(), b"second");
-    }
-
-    #[test]
-    fn visible_only_after_commit_and_dropped_leaves_nothing() {
-        let b = MemoryBackend::new();
-        let mut obj = b.begin_put("s/1").unwrap();
-        obj.write(b"part").unwrap();
-        assert!(b.list("s/").unwrap().is_empty());
-        assert!(matches!(b.get("s/1"), Err(BackendError::NotFound { .. })));
-        drop(obj);
-        assert!(b.list("").unwrap().is_empty());
-        // The key is free again.
-        b.put_new("s/1", &[b"a", b"b"]).unwrap();
-        assert_eq!(&*b.get("s/1").unwrap(), b"ab");
-    }
 
     #[test]
     fn list_sorted_and_prefixed() {
@@ -220,21 +268,6 @@ mod tests {
         assert_eq!(keys, ["s/1", "s/2", "s/3"]);
         assert_eq!(b.list("s/").unwrap()[0].size, 3);
         assert_eq!(b.list("").unwrap().len(), 6);
-    }
-
-    #[test]
-    fn delete_missing_is_not_found() {
-        let b = MemoryBackend::new();
-        assert!(matches!(
-            b.delete("s/1"),
-            Err(BackendError::NotFound { .. })
-        ));
-        b.insert_raw("s/1", b"x").unwrap();
-        b.delete("s/1").unwrap();
-        assert!(matches!(
-            b.delete("s/1"),
-            Err(BackendError::NotFound { .. })
-        ));
     }
 
     #[test]

@@ -64,11 +64,7 @@ impl Store {
         };
         let verbatim = match fetch(off_site, &generation, false) {
             Ok(bytes) => {
-                let expect = Expect {
-                    name: Some(T::NAME),
-                    sequence: Some(sequence),
-                    ..Expect::default()
-                };
+                let expect = Expect::generation(T::NAME, sequence);
                 (envelope::open(&self.keyring, &bytes, &expect).is_ok()
                     && self.preflight(bytes.len() as u64).is_ok())
                 .then_some(bytes)

@@ -248,7 +248,7 @@ impl FsBackend {
         if bad || key.starts_with('/') {
             return Err(BackendError::Other {
                 location: self.location(),
-                message: format!("invalid key {key:?}"),
+                source: format!("invalid key {key:?}").into(),
             });
         }
         Ok(self.root.join(key))
@@ -277,7 +277,11 @@ impl FsBackend {
             },
             io::ErrorKind::PermissionDenied => BackendError::AccessDenied {
                 location: self.location(),
-                message: format!("{op} {key}: {source}"),
+                source: Box::new(OpError {
+                    op,
+                    key: key.to_string(),
+                    source,
+                }),
             },
             _ => BackendError::Io {
                 op,
@@ -302,9 +306,20 @@ impl FsBackend {
         }
         Err(BackendError::AccessDenied {
             location: self.location(),
-            message: "opened read-only".into(),
+            source: "opened read-only".into(),
         })
     }
+}
+
+/// An operating system error with the operation and key it happened to: the source of a
+/// [`BackendError::AccessDenied`], whose message then names both (the `io::Error` is this
+/// error's own source).
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {key}: {source}")]
+struct OpError {
+    op: &'static str,
+    key: String,
+    source: io::Error,
 }
 
 fn libc_enospc() -> i32 {
@@ -506,7 +521,7 @@ impl Backend for FsBackend {
             };
         let len = usize::try_from(len).map_err(|_| BackendError::Other {
             location: self.location(),
-            message: format!("{key} is too large for this platform"),
+            source: format!("{key} is too large for this platform").into(),
         })?;
         let buf = read::read_all(&file, len).map_err(|e| self.io_error("read", key, e))?;
         Ok(ObjectBytes::new(buf))
@@ -515,10 +530,10 @@ impl Backend for FsBackend {
     fn get_head(&self, key: &str, len: usize) -> Result<ObjectHead, BackendError> {
         let path = self.resolve(key)?;
         match read::open_regular(&path).map_err(|e| self.io_error("open", key, e))? {
-            read::Opened::Regular(file, size) => Ok(ObjectHead {
-                bytes: read::read_head(&file, len).map_err(|e| self.io_error("read", key, e))?,
+            read::Opened::Regular(file, size) => Ok(ObjectHead::new(
+                read::read_head(&file, len).map_err(|e| self.io_error("read", key, e))?,
                 size,
-            }),
+            )),
             read::Opened::Not(what) => Err(self.not_an_object(key, what)),
         }
     }
@@ -565,7 +580,7 @@ impl Backend for FsBackend {
                     .ok()
                     .filter(|m| m.is_file())
                     .map_or(0, |m| m.len());
-                out.push(ObjectMeta { key, size });
+                out.push(ObjectMeta::new(key, size));
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));

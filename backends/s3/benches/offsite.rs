@@ -24,8 +24,7 @@ use object_store::{ObjectStoreExt, WriteMultipart};
 use persist_core::{Backend, Key, Keyring, Store, StoreConfig, persist};
 use persist_fs::FsBackend;
 use persist_s3::{
-    DEFAULT_PART_SIZE, Replicator, ReplicatorConfig, S3Backend, S3BackendBuilder, SharedBackend,
-    ThreadPriority,
+    DEFAULT_PART_SIZE, Replicator, ReplicatorConfig, S3Backend, S3BackendBuilder, ThreadPriority,
 };
 
 #[persist(name = "blob", version = 1)]
@@ -165,15 +164,12 @@ fn upload(c: &mut Criterion, server: &Server, bucket: &str) {
         round.get()
     };
     let via_replicator = || {
-        let remote = SharedBackend::new(server.backend(
-            bucket,
-            &format!("r{}", next()),
-            ThreadPriority::Normal,
-        ));
+        let remote =
+            Arc::new(server.backend(bucket, &format!("r{}", next()), ThreadPriority::Normal));
         let start = Instant::now();
         let replicator = Replicator::start(
             Box::new(FsBackend::open_read_only(dir.path()).unwrap()),
-            Arc::new(remote.clone()),
+            remote.clone(),
             ReplicatorConfig {
                 poll_interval: Duration::from_millis(5),
                 priority: ThreadPriority::Normal,
@@ -242,7 +238,7 @@ fn save(c: &mut Criterion, server: &Server, bucket: &str) {
     let value = blob(1_000_000);
     let local = tempfile::tempdir().unwrap();
     let store = local_store(local.path());
-    let off_site = SharedBackend::new(server.backend(bucket, "saves", ThreadPriority::Idle));
+    let off_site = Arc::new(server.backend(bucket, "saves", ThreadPriority::Idle));
     // Every timed save of each side, for per-save medians besides criterion's per-sample ones.
     let (alone, beside) = (RefCell::new(Vec::new()), RefCell::new(Vec::new()));
     let saves = |iters: u64, replicator: Option<&Replicator>, record: Option<&Times>| {
@@ -267,7 +263,7 @@ fn save(c: &mut Criterion, server: &Server, bucket: &str) {
     let with_replicator = |iters: u64, record: Option<&Times>| {
         let replicator = Replicator::start(
             Box::new(FsBackend::open_read_only(local.path()).unwrap()),
-            Arc::new(off_site.clone()),
+            off_site.clone(),
             ReplicatorConfig::default(),
         );
         let took = saves(iters, Some(&replicator), record);

@@ -10,15 +10,19 @@ use object_store::client::{HttpClient, HttpRequestBody};
 use object_store::multipart::PartId;
 use object_store::path::Path;
 
+/// The source of a [`CompleteError`]: the client's own error where there is one, the server's
+/// answer otherwise.
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a create-only completion failed.
 #[derive(Debug)]
 pub(crate) enum CompleteError {
     /// The key exists (412 Precondition Failed).
     AlreadyExists,
     /// Credentials or permissions were refused.
-    Denied(String),
-    /// Anything else, with the server's answer.
-    Other(String),
+    Denied(Source),
+    /// Anything else.
+    Other(Source),
 }
 
 /// The request's target: `<bucket url>/<encoded path>?uploadId=<encoded id>`.
@@ -60,21 +64,21 @@ pub(crate) async fn complete_create(
         .credentials()
         .get_credential()
         .await
-        .map_err(|e| CompleteError::Denied(format!("no credentials: {e}")))?;
+        .map_err(|e| CompleteError::Denied(Box::new(e)))?;
     let mut request = http::Request::builder()
         .method("POST")
         .uri(url(bucket_url, path, upload_id))
         .header("If-None-Match", "*")
         .header("Content-Type", "application/xml")
         .body(HttpRequestBody::from(body(parts)))
-        .map_err(|e| CompleteError::Other(format!("building CompleteMultipartUpload: {e}")))?;
+        .map_err(|e| CompleteError::Other(Box::new(e)))?;
     AwsAuthorizer::new(&credential, "s3", region)
         .try_authorize(&mut request, None)
-        .map_err(|e| CompleteError::Other(format!("signing CompleteMultipartUpload: {e}")))?;
+        .map_err(|e| CompleteError::Other(Box::new(e)))?;
     let response = http
         .execute(request)
         .await
-        .map_err(|e| CompleteError::Other(format!("CompleteMultipartUpload: {e}")))?;
+        .map_err(|e| CompleteError::Other(Box::new(e)))?;
     let status = response.status();
     let text = match response.into_body().bytes().await {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
@@ -84,12 +88,12 @@ pub(crate) async fn complete_create(
         // S3 may report a failure inside a 200 response.
         200 if !text.contains("<Error>") => Ok(()),
         412 => Err(CompleteError::AlreadyExists),
-        401 | 403 => Err(CompleteError::Denied(format!(
-            "CompleteMultipartUpload: {status}: {text}"
-        ))),
-        _ => Err(CompleteError::Other(format!(
-            "CompleteMultipartUpload: {status}: {text}"
-        ))),
+        401 | 403 => Err(CompleteError::Denied(
+            format!("CompleteMultipartUpload {path}: {status}: {text}").into(),
+        )),
+        _ => Err(CompleteError::Other(
+            format!("CompleteMultipartUpload {path}: {status}: {text}").into(),
+        )),
     }
 }
 

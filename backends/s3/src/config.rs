@@ -9,7 +9,8 @@ use object_store::client::{HttpConnector, ReqwestConnector};
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
-use crate::backend::{Parts, S3Backend};
+use crate::backend::S3Backend;
+use crate::client::Client;
 use crate::error::S3Error;
 use crate::priority::ThreadPriority;
 use crate::runtime::OwnedRuntime;
@@ -63,6 +64,9 @@ impl S3Url {
 
 /// Settings of an [`S3Backend`]. Start from [`S3BackendBuilder::from_env`] (the standard
 /// `AWS_*` variables) or [`S3BackendBuilder::new`] (nothing), then override.
+///
+/// (Compiled, not run: `build` only configures, but using the backend needs a server at the
+/// endpoint, such as the moto that `ci/s3-server.sh` starts.)
 ///
 /// ```no_run
 /// let backend = persist_s3::S3BackendBuilder::from_env()
@@ -285,7 +289,7 @@ impl S3BackendBuilder {
         }
         let store = inner.build().map_err(client_error)?;
         let runtime = OwnedRuntime::new(2, self.thread_priority).map_err(S3Error::Runtime)?;
-        Ok(S3Backend::from_parts(Parts {
+        Ok(S3Backend::new(Client {
             store: Arc::new(store),
             runtime: Arc::new(runtime),
             prefix,

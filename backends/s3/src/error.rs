@@ -53,23 +53,22 @@ pub(crate) fn map_error(location: &str, key: &str, error: object_store::Error) -
             location: location.to_string(),
             key: key.to_string(),
         },
-        E::PermissionDenied { source, .. } | E::Unauthenticated { source, .. } => {
-            BackendError::AccessDenied {
-                location: location.to_string(),
-                message: with_key(key, source_chain(source.as_ref())),
-            }
-        }
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => BackendError::AccessDenied {
+            location: location.to_string(),
+            source: Box::new(error),
+        },
         other => {
-            let message = with_key(key, source_chain(&other));
-            if is_auth_failure(&message) {
+            // The error itself is the source (typed, for callers that downcast it); its text
+            // with all its sources only decides whether it is an authentication failure.
+            if is_auth_failure(&source_chain(&other)) {
                 BackendError::AccessDenied {
                     location: location.to_string(),
-                    message,
+                    source: Box::new(other),
                 }
             } else {
                 BackendError::Other {
                     location: location.to_string(),
-                    message,
+                    source: Box::new(other),
                 }
             }
         }
@@ -88,14 +87,6 @@ fn is_auth_failure(message: &str) -> bool {
         "InvalidClientTokenId",
     ];
     MARKERS.iter().any(|m| message.contains(m))
-}
-
-fn with_key(key: &str, message: String) -> String {
-    if key.is_empty() {
-        message
-    } else {
-        format!("{key}: {message}")
-    }
 }
 
 /// An error with its sources, `: `-separated (object_store's messages are terse at the top).
@@ -117,6 +108,6 @@ fn source_chain(error: &(dyn std::error::Error + 'static)) -> String {
 pub(crate) fn shut_down(location: &str) -> BackendError {
     BackendError::Other {
         location: location.to_string(),
-        message: "the S3 backend's runtime is shutting down".to_string(),
+        source: "the S3 backend's runtime is shutting down".into(),
     }
 }

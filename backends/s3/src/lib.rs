@@ -54,6 +54,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod client;
 mod complete;
 mod config;
 mod error;
@@ -61,7 +62,7 @@ mod priority;
 mod replicate;
 pub mod retention;
 mod runtime;
-mod shared;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod upload;
 
@@ -72,4 +73,3 @@ pub use priority::ThreadPriority;
 pub use replicate::{
     AutoPrune, PassReport, ReplicationStatus, Replicator, ReplicatorConfig, replicate_once,
 };
-pub use shared::SharedBackend;

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant, SystemTime};
 use persist_core::format::parse_generation_key;
 use persist_core::{Backend, BackendError};
 
-use crate::SharedBackend;
 use crate::retention::Pruner;
 
 use crate::ThreadPriority;
@@ -140,15 +139,31 @@ struct Shared {
 /// [`S3BackendBuilder::thread_priority`](crate::S3BackendBuilder::thread_priority)`(Idle)`, all
 /// of its CPU work runs at idle priority, so a saving thread always wins the CPU.
 ///
-/// ```no_run
-/// # fn demo(local: Box<dyn persist_core::Backend>, off_site: std::sync::Arc<dyn persist_core::Backend>) {
+/// Here both sides are in memory; in a program the local side is the store's directory
+/// (`FsBackend::open_read_only`) and the off-site side an [`crate::S3Backend`]:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use persist_core::{Backend, MemoryBackend};
+/// use persist_core::format::generation_key;
 /// use persist_s3::{Replicator, ReplicatorConfig};
-/// let replicator = Replicator::start(local, off_site, ReplicatorConfig::default());
-/// // … store.save(…) as usual, then optionally:
+///
+/// let local = MemoryBackend::new();
+/// let off_site = Arc::new(MemoryBackend::new());
+/// let replicator = Replicator::start(
+///     Box::new(local.clone()),
+///     Arc::clone(&off_site) as Arc<dyn Backend>,
+///     ReplicatorConfig::default(),
+/// );
+/// // … store.save(…) as usual (here: a generation planted by hand), then optionally:
+/// local.insert_raw(&generation_key("agent", 1), b"a generation").unwrap();
 /// replicator.notify();
-/// let status = replicator.status();
+/// let status = replicator.wait_caught_up(Duration::from_secs(10));
 /// println!("{} generations / {:.1} s behind", status.pending_generations, status.seconds_behind);
-/// # }
+/// assert!(status.is_caught_up(), "{status:?}");
+/// assert_eq!(&*off_site.get(&generation_key("agent", 1)).unwrap(), b"a generation");
+/// replicator.stop();
 /// ```
 pub struct Replicator {
     shared: Arc<Shared>,
@@ -410,8 +425,7 @@ impl Worker {
             return;
         }
         self.last_prune = Some(Instant::now());
-        let backend = SharedBackend(Arc::clone(&self.off_site));
-        let (deleted, error) = match pruner.prune(backend, SystemTime::now()) {
+        let (deleted, error) = match pruner.prune(Arc::clone(&self.off_site), SystemTime::now()) {
             Ok((_, report)) => {
                 let failed: Vec<String> = report
                     .failed
@@ -574,4 +588,81 @@ fn newest_per_state(keys: &BTreeSet<String>) -> BTreeMap<String, u64> {
         }
     }
     out
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use persist_core::BackendError;
+
+    use super::*;
+    use crate::priority::{BACKGROUND_NICE, current_thread_nice, current_thread_policy};
+
+    /// A backend that is always empty and records the priority of the thread listing it.
+    #[derive(Debug, Default)]
+    struct NiceProbe(std::sync::Mutex<Vec<(i32, i32)>>);
+
+    impl persist_core::Backend for NiceProbe {
+        fn location(&self) -> String {
+            "nice probe".into()
+        }
+        fn begin_put(
+            &self,
+            key: &str,
+        ) -> Result<Box<dyn persist_core::NewObject + '_>, BackendError> {
+            Err(self.missing(key))
+        }
+        fn get(&self, key: &str) -> Result<persist_core::ObjectBytes, BackendError> {
+            Err(self.missing(key))
+        }
+        fn list(&self, _: &str) -> Result<Vec<persist_core::ObjectMeta>, BackendError> {
+            let policy = current_thread_policy();
+            self.0.lock().unwrap().push((current_thread_nice(), policy));
+            Ok(Vec::new())
+        }
+        fn delete(&self, key: &str) -> Result<(), BackendError> {
+            Err(self.missing(key))
+        }
+    }
+
+    impl NiceProbe {
+        fn missing(&self, key: &str) -> BackendError {
+            BackendError::NotFound {
+                location: "nice probe".into(),
+                key: key.into(),
+            }
+        }
+    }
+
+    fn replicator_thread_priority(priority: ThreadPriority) -> (i32, i32) {
+        let probe = Arc::new(NiceProbe::default());
+        let replicator = Replicator::start(
+            Box::new(Arc::clone(&probe)),
+            Arc::new(NiceProbe::default()),
+            ReplicatorConfig {
+                priority,
+                ..ReplicatorConfig::default()
+            },
+        );
+        let status = replicator.wait_caught_up(Duration::from_secs(10));
+        assert!(status.is_caught_up(), "{status:?}");
+        replicator.stop();
+        let seen = probe.0.lock().unwrap();
+        assert!(!seen.is_empty(), "the replicator listed the local backend");
+        seen[0]
+    }
+
+    #[test]
+    fn the_replicator_thread_runs_at_idle_priority_unless_configured_otherwise() {
+        assert_eq!(
+            replicator_thread_priority(ReplicatorConfig::default().priority),
+            (BACKGROUND_NICE, libc::SCHED_IDLE)
+        );
+        assert_eq!(
+            replicator_thread_priority(ThreadPriority::Normal),
+            (current_thread_nice(), libc::SCHED_OTHER)
+        );
+    }
 }

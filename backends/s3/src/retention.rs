@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use persist_core::format::parse_generation_key;
@@ -25,8 +26,6 @@ use persist_core::{
     Backend, BackendError, GenerationInfo, Header, Keyring, RejectKind, RejectReason, Store,
     StoreConfig,
 };
-
-use crate::shared::SharedBackend;
 
 /// How many off-site generations to keep.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,7 +167,7 @@ pub struct PruneReport {
 /// failed check) fails the whole plan with that error: a generation is marked for deletion as
 /// invalid only when it was read and found invalid.
 pub fn plan(
-    backend: SharedBackend,
+    backend: Arc<dyn Backend>,
     keyring: &Keyring,
     policy: &RetentionPolicy,
     now: SystemTime,
@@ -205,7 +204,7 @@ impl Pruner {
     /// The plan at time `now`, as [`plan`] makes it.
     pub fn plan(
         &mut self,
-        backend: SharedBackend,
+        backend: Arc<dyn Backend>,
         now: SystemTime,
     ) -> Result<Vec<PlanEntry>, BackendError> {
         let store = Store::new(
@@ -244,11 +243,11 @@ impl Pruner {
     /// Plans at time `now` and applies the plan.
     pub fn prune(
         &mut self,
-        backend: SharedBackend,
+        backend: Arc<dyn Backend>,
         now: SystemTime,
     ) -> Result<(Vec<PlanEntry>, PruneReport), BackendError> {
-        let plan = self.plan(backend.clone(), now)?;
-        let report = apply(&backend, &plan);
+        let plan = self.plan(Arc::clone(&backend), now)?;
+        let report = apply(backend.as_ref(), &plan);
         Ok((plan, report))
     }
 }
@@ -351,22 +350,14 @@ pub fn apply(backend: &dyn Backend, plan: &[PlanEntry]) -> PruneReport {
 }
 
 fn fmt_time(secs: u64) -> String {
-    let (day, rem) = (secs / 86_400, secs % 86_400);
-    format!("{} {:02}:00 UTC", fmt_day(day), rem / 3600)
+    let at = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string();
+    // `YYYY-MM-DDTHH:MM:SSZ`
+    format!("{} {}:00 UTC", &at[..10], &at[11..13])
 }
 
-/// A day number since the epoch as `YYYY-MM-DD` (civil-from-days, proleptic Gregorian).
+/// A day number since the epoch as `YYYY-MM-DD` (UTC).
 fn fmt_day(day: u64) -> String {
-    let z = day as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    fmt_time(day.saturating_mul(86_400))[..10].to_string()
 }
 
 #[cfg(test)]

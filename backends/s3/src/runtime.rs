@@ -68,3 +68,38 @@ impl Drop for OwnedRuntime {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::priority::{BACKGROUND_NICE, current_thread_nice, current_thread_policy};
+
+    #[test]
+    fn background_runtime_threads_run_at_idle_priority_and_others_keep_theirs() {
+        let caller = current_thread_nice();
+        let background = OwnedRuntime::new(1, ThreadPriority::Idle).unwrap();
+        let blocking = background.handle().clone();
+        let seen = background
+            .run(async move {
+                let worker = (current_thread_nice(), current_thread_policy());
+                let blocking = blocking
+                    .spawn_blocking(|| (current_thread_nice(), current_thread_policy()))
+                    .await
+                    .unwrap();
+                (worker, blocking)
+            })
+            .unwrap();
+        let background = (BACKGROUND_NICE, libc::SCHED_IDLE);
+        assert_eq!(seen, (background, background));
+        let low = OwnedRuntime::new(1, ThreadPriority::Low).unwrap();
+        let seen = low.run(async { (current_thread_nice(), current_thread_policy()) });
+        assert_eq!(seen, Some((BACKGROUND_NICE, libc::SCHED_OTHER)));
+        let normal = OwnedRuntime::new(1, ThreadPriority::Normal).unwrap();
+        assert_eq!(normal.run(async { current_thread_nice() }), Some(caller));
+        assert_eq!(
+            current_thread_nice(),
+            caller,
+            "the caller's priority is untouched"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use object_store::{MultipartId, PutPayload};
 use persist_core::{BackendError, NewObject};
 use tokio::task::JoinSet;
 
-use crate::backend::S3Backend;
+use crate::client::Client;
 use crate::complete::{CompleteError, complete_create};
 
 /// Parts uploading at once per object (as `WriteMultipart::wait_for_capacity(4)`): enough to
@@ -19,14 +19,14 @@ use crate::complete::{CompleteError, complete_create};
 const MAX_PARTS_IN_FLIGHT: usize = 4;
 
 /// Part uploads in flight, each answering with its index.
-type Parts = JoinSet<(usize, object_store::Result<PartId>)>;
+type InFlight = JoinSet<(usize, object_store::Result<PartId>)>;
 
 /// An object being written; see the crate docs for the protocol.
 ///
 /// Every byte is copied once, from the caller's slice into `buffer`; parts leave as views of
 /// that buffer (`Bytes`), never copied again.
 pub(crate) struct S3NewObject<'a> {
-    backend: &'a S3Backend,
+    client: &'a Client,
     key: String,
     /// The whole object while it is small; once multipart, the part being filled (allocated
     /// at the part size, so it never grows by reallocation).
@@ -39,15 +39,15 @@ struct Multipart {
     path: Path,
     id: MultipartId,
     next_part: usize,
-    in_flight: Parts,
+    in_flight: InFlight,
     /// Finished parts with their indexes, in completion order.
     done: Vec<(usize, PartId)>,
 }
 
 impl<'a> S3NewObject<'a> {
-    pub(crate) fn new(backend: &'a S3Backend, key: &str) -> Self {
+    pub(crate) fn new(client: &'a Client, key: &str) -> Self {
         S3NewObject {
-            backend,
+            client,
             key: key.to_string(),
             buffer: Vec::new(),
             multipart: None,
@@ -56,13 +56,13 @@ impl<'a> S3NewObject<'a> {
 
     /// Starts the multipart upload and sends the full parts of what was buffered so far.
     fn start_multipart(&mut self) -> Result<(), BackendError> {
-        let path = self.backend.path_of(&self.key)?;
-        let store = Arc::clone(&self.backend.store);
+        let path = self.client.path_of(&self.key)?;
+        let store = Arc::clone(&self.client.store);
         let p = path.clone();
         let id = self
-            .backend
+            .client
             .run(async move { store.create_multipart(&p).await })?
-            .map_err(|e| self.backend.map(&self.key, e))?;
+            .map_err(|e| self.client.map(&self.key, e))?;
         tracing::debug!(key = %self.key, "multipart upload started");
         self.multipart = Some(Multipart {
             path,
@@ -71,7 +71,7 @@ impl<'a> S3NewObject<'a> {
             in_flight: JoinSet::new(),
             done: Vec::new(),
         });
-        let part_size = self.backend.part_size;
+        let part_size = self.client.part_size;
         let mut held = Bytes::from(std::mem::take(&mut self.buffer));
         while held.len() >= part_size {
             let part = held.split_to(part_size);
@@ -86,18 +86,18 @@ impl<'a> S3NewObject<'a> {
     /// whichever part finishes first, as `WriteMultipart` does, so one slow part does not hold
     /// back the others).
     fn send_part(&mut self, part: Bytes) -> Result<(), BackendError> {
-        let backend = self.backend;
+        let client = self.client;
         let mp = self.multipart.as_mut().expect("multipart in progress");
         while mp.in_flight.len() >= MAX_PARTS_IN_FLIGHT {
-            wait_any(backend, &self.key, mp)?;
+            wait_any(client, &self.key, mp)?;
         }
-        let store = Arc::clone(&backend.store);
+        let store = Arc::clone(&client.store);
         let (path, id, idx) = (mp.path.clone(), mp.id.clone(), mp.next_part);
         mp.next_part += 1;
         let payload = PutPayload::from(part);
         mp.in_flight.spawn_on(
             async move { (idx, store.put_part(&path, &id, idx, payload).await) },
-            backend.runtime.handle(),
+            client.runtime.handle(),
         );
         Ok(())
     }
@@ -111,47 +111,43 @@ impl<'a> S3NewObject<'a> {
         };
         if let Err(e) = sent {
             if let Some(mp) = self.multipart.take() {
-                abort(self.backend, mp);
+                abort(self.client, mp);
             }
             return Err(e);
         }
         let mut mp = self.multipart.take().expect("multipart in progress");
         while !mp.in_flight.is_empty() {
-            if let Err(e) = wait_any(self.backend, &self.key, &mut mp) {
-                abort(self.backend, mp);
+            if let Err(e) = wait_any(self.client, &self.key, &mut mp) {
+                abort(self.client, mp);
                 return Err(e);
             }
         }
         mp.done.sort_by_key(|(idx, _)| *idx);
-        let backend = self.backend;
-        let (store, http) = (Arc::clone(&backend.store), backend.http.clone());
-        let (region, bucket_url) = (backend.region.clone(), backend.bucket_url.clone());
+        let client = self.client;
+        let (store, http) = (Arc::clone(&client.store), client.http.clone());
+        let (region, bucket_url) = (client.region.clone(), client.bucket_url.clone());
         let parts: Vec<PartId> = std::mem::take(&mut mp.done)
             .into_iter()
             .map(|(_, part)| part)
             .collect();
         let (path, id) = (mp.path.clone(), mp.id.clone());
-        let completed = backend.run(async move {
+        let completed = client.run(async move {
             complete_create(&store, &http, &region, &bucket_url, &path, &id, &parts).await
         })?;
         match completed {
             Ok(()) => Ok(()),
             Err(e) => {
-                abort(backend, mp);
-                let location = backend.location_string();
+                abort(client, mp);
+                let location = client.location.clone();
                 Err(match e {
                     CompleteError::AlreadyExists => BackendError::AlreadyExists {
                         location,
                         key: self.key.clone(),
                     },
-                    CompleteError::Denied(message) => BackendError::AccessDenied {
-                        location,
-                        message: format!("{}: {message}", self.key),
-                    },
-                    CompleteError::Other(message) => BackendError::Other {
-                        location,
-                        message: format!("{}: {message}", self.key),
-                    },
+                    CompleteError::Denied(source) => {
+                        BackendError::AccessDenied { location, source }
+                    }
+                    CompleteError::Other(source) => BackendError::Other { location, source },
                 })
             }
         }
@@ -161,13 +157,13 @@ impl<'a> S3NewObject<'a> {
 impl NewObject for S3NewObject<'_> {
     fn write(&mut self, mut bytes: &[u8]) -> Result<(), BackendError> {
         if self.multipart.is_none() {
-            if self.buffer.len() + bytes.len() <= self.backend.multipart_threshold {
+            if self.buffer.len() + bytes.len() <= self.client.multipart_threshold {
                 self.buffer.extend_from_slice(bytes);
                 return Ok(());
             }
             self.start_multipart()?;
         }
-        let part_size = self.backend.part_size;
+        let part_size = self.client.part_size;
         while !bytes.is_empty() {
             let take = (part_size - self.buffer.len()).min(bytes.len());
             let (now, rest) = bytes.split_at(take);
@@ -184,7 +180,7 @@ impl NewObject for S3NewObject<'_> {
     fn commit(mut self: Box<Self>) -> Result<(), BackendError> {
         if self.multipart.is_none() {
             let bytes = std::mem::take(&mut self.buffer);
-            return self.backend.put_create(&self.key, bytes);
+            return self.client.put_create(&self.key, bytes);
         }
         self.finish_multipart()
     }
@@ -194,13 +190,13 @@ impl Drop for S3NewObject<'_> {
     fn drop(&mut self) {
         if let Some(mp) = self.multipart.take() {
             tracing::debug!(key = %self.key, "multipart upload dropped before commit: aborting");
-            abort(self.backend, mp);
+            abort(self.client, mp);
         }
     }
 }
 
 /// Aborts a multipart upload and its parts in flight, so nothing of it remains.
-fn abort(backend: &S3Backend, mp: Multipart) {
+fn abort(client: &Client, mp: Multipart) {
     let Multipart {
         path,
         id,
@@ -208,9 +204,9 @@ fn abort(backend: &S3Backend, mp: Multipart) {
         ..
     } = mp;
     in_flight.abort_all();
-    let store = Arc::clone(&backend.store);
+    let store = Arc::clone(&client.store);
     let p = path.clone();
-    let result = backend.run(async move {
+    let result = client.run(async move {
         while in_flight.join_next().await.is_some() {}
         store.abort_multipart(&p, &id).await
     });
@@ -222,11 +218,11 @@ fn abort(backend: &S3Backend, mp: Multipart) {
 }
 
 /// Waits for the first of the parts in flight to finish and records it.
-fn wait_any(backend: &S3Backend, key: &str, mp: &mut Multipart) -> Result<(), BackendError> {
+fn wait_any(client: &Client, key: &str, mp: &mut Multipart) -> Result<(), BackendError> {
     let mut parts = std::mem::take(&mut mp.in_flight);
     // The set goes to the runtime and comes back; if the runtime is shutting down it is
     // dropped there, which cancels its uploads.
-    let (parts, first) = backend.run(async move {
+    let (parts, first) = client.run(async move {
         let first = parts.join_next().await;
         (parts, first)
     })?;
@@ -237,10 +233,10 @@ fn wait_any(backend: &S3Backend, key: &str, mp: &mut Multipart) -> Result<(), Ba
             mp.done.push((idx, part));
             Ok(())
         }
-        Some(Ok((_, Err(e)))) => Err(backend.map(key, e)),
+        Some(Ok((_, Err(e)))) => Err(client.map(key, e)),
         Some(Err(join)) => Err(BackendError::Other {
-            location: backend.location_string(),
-            message: format!("{key}: part upload task failed: {join}"),
+            location: client.location.clone(),
+            source: Box::new(join),
         }),
     }
 }

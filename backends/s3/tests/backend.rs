@@ -110,52 +110,6 @@ fn load_falls_back_past_an_object_overwritten_through_the_raw_api() {
     );
 }
 
-#[test]
-fn eight_concurrent_writers_of_one_new_generation_exactly_one_wins() {
-    let Some(env) = s3_env("eight_concurrent_writers_of_one_new_generation_exactly_one_wins")
-    else {
-        return;
-    };
-    let bucket = env.fresh_bucket("race");
-    let backend = Arc::new(env.backend(&bucket, "race"));
-    for round in 0..3 {
-        let key = generation_key("blob", round + 1);
-        let barrier = Arc::new(Barrier::new(8));
-        let results: Vec<Result<(), BackendError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8u8)
-                .map(|w| {
-                    let backend = Arc::clone(&backend);
-                    let barrier = Arc::clone(&barrier);
-                    let key = key.clone();
-                    s.spawn(move || {
-                        let body = vec![w; 4096];
-                        barrier.wait();
-                        backend.put_new(&key, &[&body])
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        let winners: Vec<usize> = results
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.is_ok())
-            .map(|(i, _)| i)
-            .collect();
-        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
-        for r in &results {
-            if let Err(e) = r {
-                assert!(
-                    matches!(e, BackendError::AlreadyExists { key: k, .. } if *k == key),
-                    "round {round}: {e}"
-                );
-            }
-        }
-        let stored = backend.get(&key).unwrap();
-        assert_eq!(&stored[..], &vec![winners[0] as u8; 4096][..]);
-    }
-}
-
 fn small_multipart_backend(env: &common::S3Env, bucket: &str) -> persist_s3::S3Backend {
     env.builder()
         .bucket(bucket)
@@ -335,23 +289,6 @@ fn wrong_credentials_are_a_typed_error_naming_endpoint_and_bucket() {
         matches!(err, LoadError::Backend(BackendError::AccessDenied { .. })),
         "{err}"
     );
-}
-
-#[test]
-fn delete_of_a_missing_key_is_not_found() {
-    let Some(env) = s3_env("delete_of_a_missing_key_is_not_found") else {
-        return;
-    };
-    let bucket = env.fresh_bucket("delete");
-    let backend = env.backend(&bucket, "");
-    let key = generation_key("blob", 1);
-    assert!(matches!(
-        backend.delete(&key),
-        Err(BackendError::NotFound { .. })
-    ));
-    backend.put_new(&key, &[b"1"]).unwrap();
-    backend.delete(&key).unwrap();
-    assert!(backend.list("blob/").unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

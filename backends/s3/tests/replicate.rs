@@ -13,7 +13,7 @@ use persist_core::{Backend, BackendError, LoadError, Persist, RkyvFormat, Store,
 use persist_fs::FsBackend;
 use persist_s3::retention::{self, Reason, RetentionPolicy};
 use persist_s3::{
-    AutoPrune, Replicator, ReplicatorConfig, SharedBackend, ThreadPriority, replicate_once,
+    AutoPrune, Replicator, ReplicatorConfig, S3Backend, ThreadPriority, replicate_once,
 };
 
 fn local_store(dir: &std::path::Path, retain: usize, off_site: Option<Arc<dyn Backend>>) -> Store {
@@ -56,13 +56,13 @@ fn replicator_keeps_saving_through_an_outage_reports_lag_and_catches_up() {
     let env = moto.env();
     let bucket = "outage";
     create_bucket(&env, bucket);
-    let remote = SharedBackend::new(env.backend(bucket, "offsite"));
+    let remote = Arc::new(env.backend(bucket, "offsite"));
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path(), 3, None);
     store.save(&Blob::new(1, 2000)).unwrap();
     let replicator = Replicator::start(
         Box::new(FsBackend::open_read_only(dir.path()).unwrap()),
-        Arc::new(remote.clone()),
+        remote.clone(),
         fast(),
     );
     for i in 2..=3 {
@@ -268,7 +268,7 @@ fn time_bucketed_retention_dry_run_matches_what_is_deleted() {
         return;
     };
     let bucket = env.fresh_bucket("retention");
-    let backend = SharedBackend::new(env.backend(&bucket, "r"));
+    let backend = Arc::new(env.backend(&bucket, "r"));
     // "Now" is 12:45 UTC on day 20 000.
     let now = 20_000 * 86_400 + 12 * 3600 + 2700;
     let (h, d, m) = (3600, 86_400, 60);
@@ -347,7 +347,7 @@ fn time_bucketed_retention_dry_run_matches_what_is_deleted() {
 /// The real S3 backend, with `get` of one key failing as a network error would.
 #[derive(Debug)]
 struct UnreadableKey {
-    inner: SharedBackend,
+    inner: Arc<S3Backend>,
     key: String,
 }
 
@@ -362,7 +362,7 @@ impl Backend for UnreadableKey {
         if key == self.key {
             return Err(BackendError::Other {
                 location: self.location(),
-                message: format!("{key}: connection reset (injected)"),
+                source: format!("{key}: connection reset (injected)").into(),
             });
         }
         self.inner.get(key)
@@ -383,7 +383,7 @@ fn a_generation_that_cannot_be_read_fails_the_plan_instead_of_being_deleted() {
         return;
     };
     let bucket = env.fresh_bucket("unreadable");
-    let backend = SharedBackend::new(env.backend(&bucket, "u"));
+    let backend = Arc::new(env.backend(&bucket, "u"));
     let now = 20_000 * 86_400;
     for seq in 1..=4 {
         put_at(&backend, seq, now - 30 * 86_400 + seq, false);
@@ -397,7 +397,7 @@ fn a_generation_that_cannot_be_read_fails_the_plan_instead_of_being_deleted() {
     let plan = retention::plan(backend.clone(), &keyring(), &policy, now_t).unwrap();
     assert_eq!(plan.iter().filter(|e| !e.keep).count(), 3);
     // With generation 2 unreadable, there is no plan at all, and nothing is deleted.
-    let flaky = SharedBackend::new(UnreadableKey {
+    let flaky = Arc::new(UnreadableKey {
         inner: backend.clone(),
         key: generation_key("blob", 2),
     });
@@ -432,7 +432,7 @@ fn the_replicator_prunes_off_site_and_never_uploads_a_pruned_generation_again() 
         return;
     };
     let bucket = env.fresh_bucket("autoprune");
-    let remote = SharedBackend::new(env.backend(&bucket, "p"));
+    let remote = Arc::new(env.backend(&bucket, "p"));
     let dir = tempfile::tempdir().unwrap();
     // Locally five generations are kept; off-site only the newest two.
     let store = local_store(dir.path(), 5, None);
@@ -453,7 +453,7 @@ fn the_replicator_prunes_off_site_and_never_uploads_a_pruned_generation_again() 
     };
     let replicator = Replicator::start(
         Box::new(FsBackend::open_read_only(dir.path()).unwrap()),
-        Arc::new(remote.clone()),
+        remote.clone(),
         config,
     );
     let key = |seq| generation_key("blob", seq);

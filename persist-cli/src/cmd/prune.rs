@@ -4,10 +4,10 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use persist_core::{Backend, Keyring};
-use persist_s3::SharedBackend;
 use persist_s3::retention::{self, RetentionPolicy};
 
 use crate::error::{CliError, Status};
@@ -35,7 +35,7 @@ pub struct Args {
 /// Prunes (or plans to).
 pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<Status, CliError> {
     let key = keys::require(key_file)?;
-    let backend = SharedBackend::new(open::s3(&args.url)?);
+    let backend = Arc::new(open::s3(&args.url)?);
     let policy = RetentionPolicy {
         keep_last: args.keep_last.max(1),
         hourly_for: Duration::from_secs(args.hourly.saturating_mul(3600)),
