@@ -1,12 +1,11 @@
 //! The small state: an entry agent's Q-table and eligibility traces (spec section 2.1), sized
 //! so that a 4 KB payload is the common case of a save on every tick.
 
-use persist_core::rkyv::util::AlignedVec;
-use persist_core::{CodecError, Decoded, Fingerprint, Persist, codec, rkyv};
+use persist_core::persist;
 
 /// One Q-table entry (24 bytes archived).
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(nested)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct QEntry {
     /// Hash of the market state.
     pub state_hash: u64,
@@ -17,8 +16,8 @@ pub struct QEntry {
 }
 
 /// One eligibility trace (24 bytes archived).
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(nested)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TraceEntry {
     /// Hash of the market state.
     pub state_hash: u64,
@@ -29,8 +28,8 @@ pub struct TraceEntry {
 }
 
 /// The entry agent's state.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(name = "entry_agent", version = 1)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EntryAgentState {
     /// The Q-table.
     pub q_entries: Vec<QEntry>,
@@ -48,27 +47,6 @@ pub struct EntryAgentState {
     pub state_space_size: u64,
     /// First training timestamp, seconds since the Unix epoch.
     pub training_start: i64,
-}
-
-impl Persist for EntryAgentState {
-    const NAME: &'static str = "entry_agent";
-    const VERSION: u32 = 1;
-
-    fn fingerprint() -> Fingerprint {
-        Fingerprint::of_descriptor(
-            "EntryAgentState{q_entries:Vec<QEntry{state_hash:u64,q_value:f64,action:u8}>,\
-             traces:Vec<TraceEntry{state_hash:u64,eligibility:f64,action:u8}>,epsilon:f64,\
-             alpha:f64,lambda:f64,total_updates:u64,state_space_size:u64,training_start:i64}",
-        )
-    }
-
-    fn encode(&self) -> Result<AlignedVec, CodecError> {
-        codec::encode(self)
-    }
-
-    fn decode(version: u32, payload: &[u8]) -> Result<Decoded<Self>, CodecError> {
-        codec::decode_current::<Self>(version, payload)
-    }
 }
 
 impl EntryAgentState {

@@ -12,7 +12,7 @@
 //!
 //! The states are [`agent::EntryAgentState`] (a 4 KB Q-table, the small state of the spec's
 //! rapid-save test) and [`replay::ReplayBuffer`] (the spec's experience replay buffer, 200 MB at
-//! two million experiences). Both implement [`persist_core::Persist`] by hand.
+//! two million experiences). Both are `#[persist(...)]` states.
 
 pub mod agent;
 pub mod floor;

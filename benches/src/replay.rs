@@ -1,8 +1,7 @@
 //! The large state: an experience replay buffer (spec section 2.3). Each experience is 96 bytes
 //! archived and has an 8-byte priority, so two million experiences make a 208 MB payload.
 
-use persist_core::rkyv::util::AlignedVec;
-use persist_core::{CodecError, Decoded, Fingerprint, Persist, codec, rkyv};
+use persist_core::persist;
 
 /// The experiences of the 200 MB buffer of the benches.
 pub const LARGE_EXPERIENCES: usize = 2_000_000;
@@ -10,8 +9,8 @@ pub const LARGE_EXPERIENCES: usize = 2_000_000;
 pub const SPEC_EXPERIENCES: usize = 10_000;
 
 /// A multi-component reward (64 bytes archived).
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(nested)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct JourneyReward {
     /// Realised profit and loss.
     pub realized_pnl: f64,
@@ -35,8 +34,8 @@ pub struct JourneyReward {
 
 /// One state-action-reward-state tuple (96 bytes archived: the wide fields first, so the three
 /// one-byte fields share the last word).
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(nested)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Experience {
     /// Entry state hash.
     pub state_hash: u64,
@@ -55,8 +54,8 @@ pub struct Experience {
 }
 
 /// A prioritised replay buffer.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(name = "replay_buffer", version = 1)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ReplayBuffer {
     /// Maximum number of experiences.
     pub capacity: u32,
@@ -70,29 +69,6 @@ pub struct ReplayBuffer {
     pub sum_priorities: f64,
     /// Replay samples taken.
     pub total_samples_taken: u64,
-}
-
-impl Persist for ReplayBuffer {
-    const NAME: &'static str = "replay_buffer";
-    const VERSION: u32 = 1;
-
-    fn fingerprint() -> Fingerprint {
-        Fingerprint::of_descriptor(
-            "ReplayBuffer{capacity:u32,next_index:u32,experiences:Vec<Experience{\
-             state_hash:u64,next_state_hash:u64,timestamp:i64,reward:JourneyReward{\
-             realized_pnl:f64,mfe:f64,mae:f64,holding_cost:f64,risk_penalty:f64,shaped:f64,\
-             total:f64,drawdown:f32,time_decay:f32},action:u8,is_terminal:bool,regime:u8}>,\
-             priorities:Vec<f64>,sum_priorities:f64,total_samples_taken:u64}",
-        )
-    }
-
-    fn encode(&self) -> Result<AlignedVec, CodecError> {
-        codec::encode(self)
-    }
-
-    fn decode(version: u32, payload: &[u8]) -> Result<Decoded<Self>, CodecError> {
-        codec::decode_current::<Self>(version, payload)
-    }
 }
 
 impl ReplayBuffer {

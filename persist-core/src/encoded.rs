@@ -12,17 +12,10 @@ use crate::schema::Fingerprint;
 /// the writer (the [`crate::checkpoint::Checkpointer`] does this for asynchronous saves).
 ///
 /// ```
-/// # use persist_core::{codec, rkyv, CodecError, Decoded, Fingerprint, Persist};
-/// # #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-/// # #[rkyv(crate = persist_core::rkyv)]
-/// # struct Counter(u64);
-/// # impl Persist for Counter {
-/// #     const NAME: &'static str = "counter";
-/// #     const VERSION: u32 = 1;
-/// #     fn fingerprint() -> Fingerprint { Fingerprint::of_descriptor("Counter(u64)") }
-/// #     fn encode(&self) -> Result<rkyv::util::AlignedVec, CodecError> { codec::encode(self) }
-/// #     fn decode(v: u32, p: &[u8]) -> Result<Decoded<Self>, CodecError> { codec::decode_current(v, p) }
-/// # }
+/// # use persist_core::persist;
+/// #[persist(name = "counter", version = 1)]
+/// struct Counter(u64);
+///
 /// let encoded = persist_core::Encoded::new(&Counter(3)).unwrap();
 /// assert_eq!(encoded.name(), "counter");
 /// ```

@@ -47,6 +47,8 @@ use rkyv::Archive;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be stored in a persisted state: it has no layout descriptor",
     label = "unsupported field type",
+    note = "if `{Self}` is a struct or enum of yours, add `#[persist(nested)]` to its definition \
+            (or `#[persist(nested)]` below its `#[derive(Archive, Serialize, Deserialize, Persist)]`)",
     note = "supported: integers, floats, bool, char, String, Vec, Option, Box, arrays, tuples, \
             BTreeMap, BTreeSet, HashMap, HashSet, and structs or enums marked `#[persist(nested)]`"
 )]
@@ -336,6 +338,111 @@ tuples! {
 /// Support code for the code `#[persist(...)]` generates. Not a stable API.
 #[doc(hidden)]
 pub mod derive_support {
+    use crate::persist::{CodecError, StepError};
+
+    /// `from = Prev` asserts `Self: MigrateFrom<Prev>`, so a missing impl is reported first and
+    /// says what to write.
+    #[diagnostic::on_unimplemented(
+        message = "`from = {Prev}` needs `impl From<{Prev}> for {Self}`",
+        label = "no `From<{Prev}>` impl for `{Self}`",
+        note = "write `impl From<{Prev}> for {Self} {{ fn from(old: {Prev}) -> Self {{ ... }} }}`, \
+                or use `try_from = {Prev}` with an `impl TryFrom` for a step that can fail"
+    )]
+    pub trait MigrateFrom<Prev>: Sized {
+        /// `From::from`.
+        fn migrate(old: Prev) -> Self;
+    }
+    impl<T: From<Prev>, Prev> MigrateFrom<Prev> for T {
+        fn migrate(old: Prev) -> Self {
+            T::from(old)
+        }
+    }
+
+    /// `try_from = Prev` asserts `Self: TryMigrateFrom<Prev>` (see [`MigrateFrom`]).
+    #[diagnostic::on_unimplemented(
+        message = "`try_from = {Prev}` needs `impl TryFrom<{Prev}> for {Self}`",
+        label = "no `TryFrom<{Prev}>` impl for `{Self}`",
+        note = "write `impl TryFrom<{Prev}> for {Self} {{ type Error = ...; fn try_from(old: {Prev}) \
+                -> Result<Self, Self::Error> {{ ... }} }}`, whose `Error` is any \
+                `Error + Send + Sync + 'static`, a `String` or a `&'static str`"
+    )]
+    pub trait TryMigrateFrom<Prev>: Sized {
+        /// `TryFrom::try_from`, its error wrapped.
+        fn try_migrate(old: Prev) -> Result<Self, StepError>;
+    }
+    impl<T: TryFrom<Prev>, Prev> TryMigrateFrom<Prev> for T
+    where
+        T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        fn try_migrate(old: Prev) -> Result<Self, StepError> {
+            T::try_from(old).map_err(StepError::new)
+        }
+    }
+
+    /// `#[derive(Persist)]` asserts `Self: RkyvDerived`: the type derives rkyv's traits itself.
+    #[diagnostic::on_unimplemented(
+        message = "`#[derive(Persist)]` needs rkyv's `Archive`, `Serialize` and `Deserialize` \
+                   derives on `{Self}`",
+        label = "`{Self}` does not derive rkyv's traits",
+        note = "write `#[derive(Archive, Serialize, Deserialize, Persist)]` with \
+                `use persist_core::rkyv::{{Archive, Deserialize, Serialize}};` and \
+                `#[rkyv(crate = persist_core::rkyv)]` (or rkyv 0.8 as your own dependency)",
+        note = "or drop the derive and write `#[persist(...)]` alone, as an attribute: it adds \
+                rkyv's derives itself"
+    )]
+    ///
+    /// Its supertraits are every rkyv bound the generated impls use, so impls written
+    /// `where Self: RkyvDerived` type-check on that one bound: a type without rkyv's derives then
+    /// gets this trait's one error, not one per use.
+    pub trait RkyvDerived:
+        Sized
+        + rkyv::Archive<
+            Archived: for<'a> rkyv::bytecheck::CheckBytes<
+                rkyv::api::high::HighValidator<'a, rkyv::rancor::BoxedError>,
+            > + rkyv::Deserialize<
+                Self,
+                rkyv::api::high::HighDeserializer<rkyv::rancor::BoxedError>,
+            >,
+        > + for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<
+                rkyv::util::AlignedVec,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                rkyv::rancor::BoxedError,
+            >,
+        >
+    {
+    }
+    impl<T> RkyvDerived for T where
+        T: rkyv::Archive<
+                Archived: for<'a> rkyv::bytecheck::CheckBytes<
+                    rkyv::api::high::HighValidator<'a, rkyv::rancor::BoxedError>,
+                > + rkyv::Deserialize<
+                    T,
+                    rkyv::api::high::HighDeserializer<rkyv::rancor::BoxedError>,
+                >,
+            > + for<'a> rkyv::Serialize<
+                rkyv::api::high::HighSerializer<
+                    rkyv::util::AlignedVec,
+                    rkyv::ser::allocator::ArenaHandle<'a>,
+                    rkyv::rancor::BoxedError,
+                >,
+            >
+    {
+    }
+
+    /// Runs a state's `validate = path` hook on a decoded value.
+    pub fn validate<T, E>(
+        value: &T,
+        check: impl FnOnce(&T) -> Result<(), E>,
+    ) -> Result<(), CodecError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        check(value).map_err(|e| CodecError::Invalid {
+            error: StepError::new(e),
+        })
+    }
+
     /// `a == b` in a constant context.
     pub const fn str_eq(a: &str, b: &str) -> bool {
         let (a, b) = (a.as_bytes(), b.as_bytes());

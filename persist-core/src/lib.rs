@@ -9,6 +9,106 @@
 //! [`RecoveryReport`].
 //!
 //! rkyv is re-exported as [`rkyv`] so a downstream crate needs no direct dependency on it.
+//!
+//! Runnable programs: `cargo run --example first_save` (a first save and load),
+//! `--example migration` (a three-version chain) and `--example checkpointing` (a training loop
+//! with a [`Checkpointer`]), from the `examples/` directory of the workspace.
+//!
+//! # Defining a state
+//!
+//! Two spellings generate the same [`Persist`] and [`Layout`](layout::Layout) impls (and the
+//! same fingerprint).
+//! The attribute adds rkyv's derives itself; the derive is for a codebase whose types already
+//! derive rkyv's traits, and takes the same arguments in a `#[persist(...)]` helper attribute
+//! written **below** the `#[derive(...)]` line:
+//!
+//! ```
+//! // The attribute: persist-core is the only dependency.
+//! use persist_core::persist;
+//!
+//! #[persist(nested)]
+//! #[derive(Clone, Debug)]
+//! pub struct Position { pub ticket: u64, pub entry: f64 }
+//!
+//! #[persist(name = "exit_agent", version = 1)]
+//! #[derive(Clone, Debug)]
+//! pub struct ExitAgent { pub positions: Vec<Position>, pub epsilon: f64 }
+//! ```
+//!
+//! ```
+//! // The derive, next to rkyv's own derives.
+//! use persist_core::Persist;
+//! use persist_core::rkyv::{Archive, Deserialize, Serialize};
+//!
+//! #[derive(Archive, Serialize, Deserialize, Persist, Clone, Debug)]
+//! #[persist(nested)]
+//! #[rkyv(crate = persist_core::rkyv)] // not needed with rkyv 0.8 as your own dependency
+//! pub struct Position { pub ticket: u64, pub entry: f64 }
+//!
+//! #[derive(Archive, Serialize, Deserialize, Persist, Clone, Debug)]
+//! #[persist(name = "exit_agent", version = 1)]
+//! #[rkyv(crate = persist_core::rkyv)]
+//! pub struct ExitAgent { pub positions: Vec<Position>, pub epsilon: f64 }
+//! ```
+//!
+//! The arguments (`name`, `version`, `from`/`try_from`, `validate`, `nested`) are described in
+//! [`macro@persist`]. Every type a state contains needs `#[persist(nested)]` (or is a supported
+//! std type, see [`Layout`](layout::Layout)). [`Persist`] can also be implemented by hand; its documentation
+//! shows how.
+//!
+//! # Reading an archived view
+//!
+//! [`Store::open`] returns a [`View`] that derefs to the *archived* form of the state, in place
+//! in the generation's bytes: `ArchivedExitAgent` for `ExitAgent`, with the same field names.
+//! The archived types are rkyv's, and differ from the native ones in three ways:
+//!
+//! - integers and floats are little-endian wrappers (`Archived<u64>` is `rend::u64_le`):
+//!   `.to_native()` gives the `u64`, and `Archived::<u64>::from_native(7)` makes one to compare
+//!   with (they also compare equal to native values directly);
+//! - a `Vec<T>` is an `ArchivedVec<Archived<T>>`, which derefs to a slice (`.len()`, `.iter()`,
+//!   indexing); a `String` is an `ArchivedString` (`.as_str()`); an `Option<T>` is an
+//!   `ArchivedOption` (`.as_ref()`); a `Box<T>` derefs to `Archived<T>`;
+//! - an enum `Side` is an `ArchivedSide` with the same variants, whose fields are archived.
+//!
+//! To get a native value back, deserialise the part needed (or use [`Store::load`] for the whole
+//! state): `rkyv::deserialize::<Position, rkyv::rancor::Error>(&view.positions[0])`.
+//!
+//! ```
+//! use persist_core::rkyv::{self, Archived};
+//! use persist_core::{persist, Key, Keyring, MemoryBackend, Store, StoreConfig};
+//!
+//! #[persist(nested)]
+//! #[derive(Clone, Debug, PartialEq)]
+//! pub enum Side { Buy, Sell }
+//!
+//! #[persist(nested)]
+//! #[derive(Clone, Debug, PartialEq)]
+//! pub struct Position { pub ticket: u64, pub entry: f64, pub side: Side, pub note: Option<String> }
+//!
+//! #[persist(name = "book", version = 1)]
+//! pub struct Book { pub positions: Vec<Position>, pub limit: u16 }
+//!
+//! let key = Key::from_bytes(b"an example key of at least 32 bytes".to_vec()).unwrap();
+//! let store = Store::new(Box::new(MemoryBackend::new()), Keyring::new(key), StoreConfig::default());
+//! let position = Position { ticket: 7, entry: 1.25, side: Side::Sell, note: Some("hedge".into()) };
+//! store.save(&Book { positions: vec![position.clone()], limit: 3 }).unwrap();
+//!
+//! let view = store.open::<Book>().unwrap();     // derefs to &ArchivedBook
+//! assert_eq!(view.limit.to_native(), 3u16);     // Archived<u16> -> u16
+//! assert_eq!(view.limit, Archived::<u16>::from_native(3));
+//! assert_eq!(view.limit, 3);                    // or compared with a native value
+//!
+//! let first = &view.positions[0];               // &ArchivedPosition
+//! assert_eq!(view.positions.len(), 1);
+//! assert_eq!(first.ticket.to_native(), 7u64);
+//! assert_eq!(first.entry.to_native(), 1.25f64);
+//! assert!(matches!(first.side, ArchivedSide::Sell));
+//! assert_eq!(first.note.as_ref().map(|n| n.as_str()), Some("hedge"));
+//!
+//! // A native copy of one part, without loading the whole state.
+//! let native: Position = rkyv::deserialize::<Position, rkyv::rancor::Error>(first).unwrap();
+//! assert_eq!(native, position);
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -40,7 +140,7 @@ mod view;
 
 pub use rkyv;
 
-pub use persist_derive::persist;
+pub use persist_derive::{Persist, persist};
 
 #[doc(hidden)]
 pub use layout::derive_support as __private;

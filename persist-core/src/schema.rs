@@ -1,8 +1,9 @@
 //! Layout fingerprints and the rkyv format a payload is written in.
 //!
-//! A fingerprint is the SHA-256 of a type's canonical layout descriptor. The derive of a later
-//! issue builds that descriptor by trait composition; a hand-written [`crate::Persist`] impl
-//! passes its own descriptor text to [`Fingerprint::of_descriptor`].
+//! A fingerprint is the SHA-256 of a type's canonical layout descriptor. `#[persist(...)]` and
+//! `#[derive(Persist)]` build that descriptor by trait composition ([`crate::layout`]); a
+//! hand-written [`crate::Persist`] impl passes its own descriptor text to
+//! [`Fingerprint::of_descriptor`].
 
 use std::fmt;
 

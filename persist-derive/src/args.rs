@@ -27,6 +27,8 @@ pub struct StateArgs {
     pub name: LitStr,
     pub version: u32,
     pub step: Option<Step>,
+    /// `validate = path`: `fn(&Self) -> Result<(), E>`, called after decoding and migrating.
+    pub validate: Option<Path>,
 }
 
 /// What the attribute makes of the type.
@@ -37,13 +39,13 @@ pub enum Args {
     State(StateArgs),
 }
 
-pub fn parse(tokens: proc_macro2::TokenStream) -> Result<Args, Error> {
-    // Missing arguments are reported on the whole attribute.
-    let whole = Span::call_site();
+/// Parses the arguments; missing ones are reported at `whole` (the attribute).
+pub fn parse(tokens: proc_macro2::TokenStream, whole: Span) -> Result<Args, Error> {
     let mut nested: Option<Span> = None;
     let mut name: Option<LitStr> = None;
     let mut version: Option<u32> = None;
     let mut step: Option<Step> = None;
+    let mut validate: Option<Path> = None;
     let parser = syn::meta::parser(|meta| {
         let key = meta
             .path
@@ -89,9 +91,16 @@ pub fn parse(tokens: proc_macro2::TokenStream) -> Result<Args, Error> {
                     );
                 }
             }
+            "validate" => {
+                let path: Path = meta.value()?.parse()?;
+                if validate.replace(path).is_some() {
+                    return Err(meta.error("duplicate `validate`"));
+                }
+            }
             _ => {
                 return Err(meta.error(
-                    "unknown `persist` argument: expected `name`, `version`, `from`, `try_from` or `nested`",
+                    "unknown `persist` argument: expected `name`, `version`, `from`, `try_from`, \
+                     `validate` or `nested`",
                 ));
             }
         }
@@ -100,10 +109,11 @@ pub fn parse(tokens: proc_macro2::TokenStream) -> Result<Args, Error> {
     parser.parse2(tokens)?;
 
     if let Some(span) = nested {
-        if name.is_some() || version.is_some() || step.is_some() {
+        if name.is_some() || version.is_some() || step.is_some() || validate.is_some() {
             return Err(Error::new(
                 span,
-                "`nested` types have no name, version or previous version of their own",
+                "`nested` types have no name, version, previous version or validator of their \
+                 own: validate them from the state that contains them",
             ));
         }
         return Ok(Args::Nested);
@@ -113,6 +123,7 @@ pub fn parse(tokens: proc_macro2::TokenStream) -> Result<Args, Error> {
             name,
             version,
             step,
+            validate,
         })),
         (None, None) => Err(Error::new(
             whole,

@@ -40,7 +40,8 @@ fn fields(ident: &Ident, fields: &Fields, offsets: bool) -> Vec<TokenStream> {
         .collect()
 }
 
-pub fn impl_layout(item: &Item, ident: &Ident) -> TokenStream {
+/// `bound`: an extra where clause on the impl (the derive's `Self: RkyvDerived`), or nothing.
+pub fn impl_layout(item: &Item, ident: &Ident, bound: &TokenStream) -> TokenStream {
     let body = match item {
         Item::Struct(s) => {
             let fields = fields(ident, &s.fields, true);
@@ -84,10 +85,43 @@ pub fn impl_layout(item: &Item, ident: &Ident) -> TokenStream {
     };
     quote! {
         #[automatically_derived]
-        impl ::persist_core::layout::Layout for #ident {
+        impl ::persist_core::layout::Layout for #ident #bound {
             fn describe(d: &mut ::persist_core::layout::Describer) {
                 #body
             }
         }
+    }
+}
+
+/// Asserts, before anything else is checked, that every field's type has a layout descriptor:
+/// a field whose type lacks `#[persist(nested)]` is then reported first, at the field's type,
+/// with `Layout`'s message naming the fix, rather than after a page of rkyv errors.
+pub fn assert_fields(item: &Item, ident: &Ident) -> TokenStream {
+    let types: Vec<&syn::Type> = match item {
+        Item::Struct(s) => s.fields.iter().map(|f| &f.ty).collect(),
+        Item::Enum(e) => e
+            .variants
+            .iter()
+            .flat_map(|v| v.fields.iter().map(|f| &f.ty))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if types.is_empty() {
+        return TokenStream::new();
+    }
+    // The bound spanned at the type's last token, so the error underlines the whole type.
+    let bounds = types.iter().map(|ty| {
+        let last = quote::ToTokens::to_token_stream(ty)
+            .into_iter()
+            .last()
+            .map_or_else(|| ty.span(), |t| t.span());
+        let bound = quote_spanned! {last=> ::persist_core::layout::Layout };
+        quote! { #ty: #bound }
+    });
+    quote! {
+        const _: () = {
+            trait __PersistFields {}
+            impl __PersistFields for #ident where #(#bounds),* {}
+        };
     }
 }

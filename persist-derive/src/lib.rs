@@ -30,22 +30,62 @@
 //!   `Error + Send + Sync` or a string, is reported as `CodecError::Migration` carrying the error
 //!   itself: `StepError::downcast_ref` gets it back with its type). The chain may be any length;
 //!   each older version stays in the code as a frozen type.
+//! - `validate = path`: a check run on every decoded value, after the whole chain has migrated
+//!   it: `Self::check` or a free function, `fn(&Self) -> Result<(), E>` where `E` is any
+//!   `Error + Send + Sync + 'static` or a string. A refusal is `CodecError::Invalid` carrying the
+//!   error, and a load treats the generation as undecodable: the value is never handed out.
 //! - `nested`: a struct or enum used inside states. It gets the rkyv derives and a layout
 //!   descriptor, but no name or version: it is versioned by the states that contain it.
 //!
-//! # Why an attribute and not `#[derive(Persist)]`
+//! ```
+//! use persist_core::persist;
 //!
-//! A persisted type needs rkyv's `Archive`, `Serialize` and `Deserialize` derives, and rkyv's
-//! derives look for the rkyv crate at `::rkyv` unless told otherwise with
-//! `#[rkyv(crate = ...)]`. A derive macro cannot add attributes to the item it is applied to, so
-//! `#[derive(Persist)]` would force every user to depend on rkyv directly or to write the
-//! derives and `#[rkyv(crate = persist_core::rkyv)]` by hand on every type. An attribute macro
-//! receives the whole item and may rewrite it, so `#[persist(...)]` adds
-//! `#[derive(Archive, Serialize, Deserialize)]` and `#[rkyv(crate = ::persist_core::rkyv)]`
-//! itself, then generates the `Layout` and `Persist` impls. Other derives and type-level
-//! `#[rkyv(...)]` attributes (`derive(Debug)`, `compare(PartialEq)`, …) may be written next to
-//! it as usual, below it: Rust expands attribute macros before derives and requires them to
-//! come first.
+//! #[persist(name = "agent", version = 1, validate = Self::check)]
+//! pub struct Agent { pub epsilon: f64 }
+//!
+//! impl Agent {
+//!     fn check(&self) -> Result<(), String> {
+//!         if (0.0..=1.0).contains(&self.epsilon) { Ok(()) } else { Err(format!("epsilon {}", self.epsilon)) }
+//!     }
+//! }
+//! ```
+//!
+//! # Two spellings: the attribute, or `#[derive(Persist)]` for types that already use rkyv
+//!
+//! A persisted type needs rkyv's `Archive`, `Serialize` and `Deserialize` derives. The attribute
+//! form adds them: an attribute macro receives the whole item and may rewrite it, so
+//! `#[persist(...)]` adds `#[derive(Archive, Serialize, Deserialize)]` and
+//! `#[rkyv(crate = ::persist_core::rkyv)]` itself (a downstream crate needs no rkyv dependency),
+//! then generates the `Layout` and `Persist` impls. Other derives and type-level `#[rkyv(...)]`
+//! attributes (`derive(Debug)`, `compare(PartialEq)`, …) go below it.
+//!
+//! A codebase whose types already derive rkyv's traits writes `#[derive(Persist)]` next to them
+//! instead, with the same arguments in `#[persist(...)]` as the derive's helper attribute,
+//! **below** the `#[derive(...)]` line. It generates the same impls (the same fingerprint, too)
+//! and leaves the rkyv derives to the user:
+//!
+//! ```
+//! use persist_core::Persist;
+//! use persist_core::rkyv::{Archive, Deserialize, Serialize};
+//!
+//! #[derive(Archive, Serialize, Deserialize, Persist)]
+//! #[persist(nested)]
+//! #[rkyv(crate = persist_core::rkyv)]       // or rkyv 0.8 as your own dependency
+//! pub struct Position { pub ticket: u64, pub entry: f64 }
+//!
+//! #[derive(Archive, Serialize, Deserialize, Persist)]
+//! #[persist(name = "book", version = 1)]
+//! #[rkyv(crate = persist_core::rkyv)]
+//! pub struct Book { pub positions: Vec<Position> }
+//!
+//! assert_eq!(<Book as persist_core::Persist>::NAME, "book");
+//! ```
+//!
+//! `use persist_core::Persist` imports the trait and the derive at once (as `serde::Serialize`
+//! does). With the attribute macro `persist` in scope too, `#[persist(...)]` below the derive is
+//! still the helper; above it, rustc reports the name as ambiguous. `#[derive(Persist)]` without
+//! rkyv's derives, without `#[persist(...)]`, or under `#[persist_core::persist(...)]` is a
+//! compile error saying what to write instead.
 //!
 //! # What it generates
 //!
@@ -64,20 +104,36 @@
 //! the archived form behind the descriptor's back) are refused with a compile error.
 
 use proc_macro::TokenStream;
-use quote::quote;
-use syn::{Item, parse_macro_input};
+use proc_macro2::Span;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Attribute, Error, Item, parse_macro_input};
 
 mod args;
 mod check;
 mod layout;
 mod state;
 
-/// Makes a struct or an enum a persisted state (`name`, `version`, optional `from`/`try_from`)
-/// or a type nested inside states (`nested`). See the crate documentation.
+/// Makes a struct or an enum a persisted state (`name`, `version`, optional `from`/`try_from`,
+/// `validate`) or a type nested inside states (`nested`), adding rkyv's derives. See the crate
+/// documentation.
 #[proc_macro_attribute]
 pub fn persist(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut item = parse_macro_input!(item as Item);
-    match expand(attr.into(), &item) {
+    if let Some(derive) = derives_persist(attrs(&item)) {
+        // Emit the item without the derive, keeping its rkyv derives and attributes.
+        strip_derive_persist(&mut item);
+        let error = Error::new(
+            derive.span(),
+            "`#[persist(...)]` above `#[derive(.., Persist)]`: write one or the other. Either \
+             drop `Persist` (and rkyv's derives) from the derive list: `#[persist(...)]` alone \
+             adds them; or keep `#[derive(Archive, Serialize, Deserialize, Persist)]` and move \
+             `#[persist(...)]` below it, where it is the derive's helper attribute",
+        )
+        .to_compile_error();
+        return quote! { #item #error }.into();
+    }
+    match expand_attribute(attr.into(), &item) {
         Ok(tokens) => tokens.into(),
         Err(error) => {
             // Emit the item as written (minus the rkyv attributes that would now be unknown), so
@@ -89,20 +145,27 @@ pub fn persist(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn expand(attr: proc_macro2::TokenStream, item: &Item) -> syn::Result<proc_macro2::TokenStream> {
-    let args = args::parse(attr)?;
-    check::item(item)?;
-    let ident = match item {
-        Item::Struct(s) => &s.ident,
-        Item::Enum(e) => &e.ident,
-        _ => unreachable!("check::item accepts structs and enums only"),
-    };
-    let layout = layout::impl_layout(item, ident);
-    let persist = match &args {
-        args::Args::Nested => proc_macro2::TokenStream::new(),
-        args::Args::State(state) => state::impl_persist(ident, state),
-    };
+/// `#[derive(Persist)]` with `#[persist(...)]` as its helper attribute, for a type that derives
+/// rkyv's `Archive`, `Serialize` and `Deserialize` itself. Generates what the attribute does,
+/// except the rkyv derives. See the crate documentation.
+#[proc_macro_derive(Persist, attributes(persist))]
+pub fn derive_persist(item: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(item as Item);
+    match expand_derive(&item) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+fn expand_attribute(
+    attr: proc_macro2::TokenStream,
+    item: &Item,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let args = args::parse(attr, Span::call_site())?;
+    let impls = impls(&args, item, &proc_macro2::TokenStream::new())?;
+    // The impls first: the checks among them are then reported before rkyv's errors.
     Ok(quote! {
+        #impls
         #[derive(
             ::persist_core::rkyv::Archive,
             ::persist_core::rkyv::Serialize,
@@ -110,9 +173,95 @@ fn expand(attr: proc_macro2::TokenStream, item: &Item) -> syn::Result<proc_macro
         )]
         #[rkyv(crate = ::persist_core::rkyv)]
         #item
+    })
+}
+
+fn expand_derive(item: &Item) -> syn::Result<proc_macro2::TokenStream> {
+    let helpers: Vec<&Attribute> = attrs(item)
+        .iter()
+        .filter(|a| a.path().is_ident("persist"))
+        .collect();
+    let attr = match helpers.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(Error::new(
+                Span::call_site(),
+                "`#[derive(Persist)]` needs `#[persist(name = \"...\", version = N)]` (or \
+                 `#[persist(nested)]` for a type used inside states) below the derive",
+            ));
+        }
+        [_, second, ..] => {
+            return Err(Error::new(
+                second.span(),
+                "one `#[persist(...)]` per type: merge the arguments",
+            ));
+        }
+    };
+    let tokens = match &attr.meta {
+        syn::Meta::List(list) => list.tokens.clone(),
+        _ => proc_macro2::TokenStream::new(),
+    };
+    let args = args::parse(tokens, attr.span())?;
+    let ident = ident(item);
+    // The type must derive rkyv's traits itself. The impls are bounded on that alone (the
+    // bound's supertraits are every rkyv bound they use), so without the derives the one error
+    // is `RkyvDerived`'s, which says what to write.
+    let bound = quote_spanned! {ident.span()=>
+        where #ident: ::persist_core::__private::RkyvDerived
+    };
+    impls(&args, item, &bound)
+}
+
+/// The checks, the `Layout` impl and, for a state, the `Persist` impl.
+fn impls(
+    args: &args::Args,
+    item: &Item,
+    bound: &proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
+    check::item(item)?;
+    let ident = ident(item);
+    let fields = layout::assert_fields(item, ident);
+    let layout = layout::impl_layout(item, ident, bound);
+    let persist = match args {
+        args::Args::Nested => proc_macro2::TokenStream::new(),
+        args::Args::State(state) => state::impl_persist(ident, state, bound),
+    };
+    Ok(quote! {
+        #fields
         #layout
         #persist
     })
+}
+
+fn ident(item: &Item) -> &syn::Ident {
+    match item {
+        Item::Struct(s) => &s.ident,
+        Item::Enum(e) => &e.ident,
+        _ => unreachable!("check::item accepts structs and enums only"),
+    }
+}
+
+fn attrs(item: &Item) -> &[Attribute] {
+    match item {
+        Item::Struct(s) => &s.attrs,
+        Item::Enum(e) => &e.attrs,
+        _ => &[],
+    }
+}
+
+/// The `Persist` in a `#[derive(..)]` of `attrs`, if any.
+fn derives_persist(attrs: &[Attribute]) -> Option<syn::Path> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("derive"))
+        .filter_map(|a| {
+            a.parse_args_with(
+                syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+            )
+            .ok()
+        })
+        .flatten()
+        .find(|p| p.segments.last().is_some_and(|s| s.ident == "Persist"))
 }
 
 fn strip_rkyv_attrs(item: &mut Item) {
@@ -130,5 +279,25 @@ fn strip_rkyv_attrs(item: &mut Item) {
             }
         }
         _ => {}
+    }
+}
+
+/// Removes `Persist` from the item's derive lists (after the attribute refused the pair).
+fn strip_derive_persist(item: &mut Item) {
+    let attrs = match item {
+        Item::Struct(s) => &mut s.attrs,
+        Item::Enum(e) => &mut e.attrs,
+        _ => return,
+    };
+    for attr in attrs.iter_mut().filter(|a| a.path().is_ident("derive")) {
+        let Ok(paths) = attr.parse_args_with(
+            syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+        ) else {
+            continue;
+        };
+        let kept = paths
+            .into_iter()
+            .filter(|p| p.segments.last().is_none_or(|s| s.ident != "Persist"));
+        *attr = syn::parse_quote! { #[derive(#(#kept),*)] };
     }
 }

@@ -7,7 +7,8 @@ use syn::spanned::Spanned;
 
 use crate::args::{StateArgs, StepKind};
 
-pub fn impl_persist(ident: &Ident, args: &StateArgs) -> TokenStream {
+/// `bound`: an extra where clause on the impl (the derive's `Self: RkyvDerived`), or nothing.
+pub fn impl_persist(ident: &Ident, args: &StateArgs, bound: &TokenStream) -> TokenStream {
     let name = &args.name;
     let version = args.version;
     let p = quote! { ::persist_core };
@@ -39,20 +40,22 @@ pub fn impl_persist(ident: &Ident, args: &StateArgs) -> TokenStream {
                     }
                 };
             };
+            // The step goes through a trait of ours, so that a missing `From`/`TryFrom` impl
+            // is reported in the words of the argument written (`TryFrom`, not the `From` of
+            // std's blanket impl) and says what to write.
             let convert = match step.kind {
                 StepKind::From => quote_spanned! {prev.span()=>
-                    <Self as ::core::convert::From<#prev>>::from(old.value)
+                    <Self as #p::__private::MigrateFrom<#prev>>::migrate(old.value)
                 },
                 StepKind::TryFrom => quote_spanned! {prev.span()=>
-                    <Self as ::core::convert::TryFrom<#prev>>::try_from(old.value).map_err(|e| {
-                        let error = #p::StepError::new(e);
-                        #p::CodecError::Migration {
+                    <Self as #p::__private::TryMigrateFrom<#prev>>::try_migrate(old.value).map_err(
+                        |error| #p::CodecError::Migration {
                             from: <#prev as #p::Persist>::VERSION,
                             to: #version,
                             reason: ::std::string::ToString::to_string(&error),
                             error,
-                        }
-                    })?
+                        },
+                    )?
                 },
             };
             (
@@ -74,11 +77,42 @@ pub fn impl_persist(ident: &Ident, args: &StateArgs) -> TokenStream {
         }
     };
 
+    // `validate = path`: the whole chain decodes and migrates first, then the hook sees the
+    // current value; its error becomes `CodecError::Invalid`.
+    let decode_body = quote! {
+        if version == #version {
+            return ::core::result::Result::Ok(#p::Decoded {
+                value: #p::codec::decode::<Self>(payload)?,
+                migrations: ::std::vec::Vec::new(),
+            });
+        }
+        if version > #version {
+            return ::core::result::Result::Err(#p::CodecError::UnsupportedVersion(version));
+        }
+        #older_decode
+    };
+    let decode_body = match &args.validate {
+        None => decode_body,
+        Some(path) => {
+            let call = quote_spanned! {path.span()=>
+                #p::__private::validate::<Self, _>(&decoded.value, #path)?
+            };
+            quote! {
+                let chain = || -> ::core::result::Result<#p::Decoded<Self>, #p::CodecError> {
+                    #decode_body
+                };
+                let decoded = chain()?;
+                #call;
+                ::core::result::Result::Ok(decoded)
+            }
+        }
+    };
+
     quote! {
         #checks
 
         #[automatically_derived]
-        impl #p::Persist for #ident {
+        impl #p::Persist for #ident #bound {
             const NAME: &'static str = #name;
             const VERSION: u32 = #version;
             const OLDEST_VERSION: u32 = #oldest;
@@ -117,16 +151,7 @@ pub fn impl_persist(ident: &Ident, args: &StateArgs) -> TokenStream {
                 version: u32,
                 payload: &[u8],
             ) -> ::core::result::Result<#p::Decoded<Self>, #p::CodecError> {
-                if version == #version {
-                    return ::core::result::Result::Ok(#p::Decoded {
-                        value: #p::codec::decode::<Self>(payload)?,
-                        migrations: ::std::vec::Vec::new(),
-                    });
-                }
-                if version > #version {
-                    return ::core::result::Result::Err(#p::CodecError::UnsupportedVersion(version));
-                }
-                #older_decode
+                #decode_body
             }
         }
     }

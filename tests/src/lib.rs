@@ -1,17 +1,15 @@
 //! Shared fixtures of the workspace's integration tests, benchmarks and torture binary.
 //!
-//! The `#[derive(Persist)]` macro is a later issue, so [`AgentState`] implements
-//! [`Persist`] by hand, exactly as the derive will.
+//! [`AgentState`] is a `#[persist(...)]` state: its fingerprint follows its fields' types.
 
 pub mod sandbox;
 pub mod torture;
 
-use persist_core::rkyv::util::AlignedVec;
-use persist_core::{CodecError, Decoded, Fingerprint, Key, Keyring, Persist, codec, rkyv};
+use persist_core::{Key, Keyring, persist};
 
 /// One Q-table entry.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(nested)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct QEntry {
     /// Hash of the market state.
     pub state_hash: u64,
@@ -22,8 +20,8 @@ pub struct QEntry {
 }
 
 /// A small learning agent's state.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(name = "agent", version = 1)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AgentState {
     /// The Q-table.
     pub q: Vec<QEntry>,
@@ -33,26 +31,6 @@ pub struct AgentState {
     pub total_updates: u64,
     /// Free text.
     pub note: String,
-}
-
-impl Persist for AgentState {
-    const NAME: &'static str = "agent";
-    const VERSION: u32 = 1;
-
-    fn fingerprint() -> Fingerprint {
-        Fingerprint::of_descriptor(
-            "AgentState{q:Vec<QEntry{state_hash:u64,action:u8,q_value:f64}>,epsilon:f64,\
-             total_updates:u64,note:String}",
-        )
-    }
-
-    fn encode(&self) -> Result<AlignedVec, CodecError> {
-        codec::encode(self)
-    }
-
-    fn decode(version: u32, payload: &[u8]) -> Result<Decoded<Self>, CodecError> {
-        codec::decode_current::<Self>(version, payload)
-    }
 }
 
 impl AgentState {

@@ -21,34 +21,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use object_store::{ObjectStoreExt, WriteMultipart};
-use persist_core::rkyv::util::AlignedVec;
-use persist_core::{
-    Backend, CodecError, Decoded, Fingerprint, Key, Keyring, Persist, Store, StoreConfig, codec,
-    rkyv,
-};
+use persist_core::{Backend, Key, Keyring, Store, StoreConfig, persist};
 use persist_fs::FsBackend;
 use persist_s3::{
     DEFAULT_PART_SIZE, Replicator, ReplicatorConfig, S3Backend, S3BackendBuilder, ThreadPriority,
 };
 
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(name = "blob", version = 1)]
 struct Blob {
     data: Vec<u8>,
-}
-
-impl Persist for Blob {
-    const NAME: &'static str = "blob";
-    const VERSION: u32 = 1;
-    fn fingerprint() -> Fingerprint {
-        Fingerprint::of_descriptor("Blob{data:Vec<u8>}")
-    }
-    fn encode(&self) -> Result<AlignedVec, CodecError> {
-        codec::encode(self)
-    }
-    fn decode(version: u32, payload: &[u8]) -> Result<Decoded<Self>, CodecError> {
-        codec::decode_current::<Self>(version, payload)
-    }
 }
 
 fn blob(len: usize) -> Blob {

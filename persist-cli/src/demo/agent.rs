@@ -6,20 +6,9 @@
 
 use super::market::{Features, Market};
 use super::rng::SplitMix64;
+use super::space::{MOMENTUM_BINS, N_ACTIONS, N_STATES, TREND_BINS, VOLATILITY_BINS};
 use super::state::{DemoState, Experience, ReplayBuffer};
 
-/// The number of actions: flat, long, short.
-pub const N_ACTIONS: usize = 3;
-const MOMENTUM_BINS: [f64; 2] = [-0.5, 0.5];
-const VOLATILITY_BINS: [f64; 2] = [0.0065, 0.013];
-const TREND_BINS: [f64; 4] = [-1.5, -0.5, 0.5, 1.5];
-/// The number of discrete states: momentum × volatility × trend × position.
-pub const N_STATES: usize =
-    (MOMENTUM_BINS.len() + 1) * (VOLATILITY_BINS.len() + 1) * (TREND_BINS.len() + 1) * N_ACTIONS;
-const _: () = assert!(N_STATES == 135);
-
-/// The action names, by index.
-pub const ACTION_NAMES: [&str; N_ACTIONS] = ["flat", "long", "short"];
 /// The position of each action.
 const ACTION_POSITION: [f64; N_ACTIONS] = [0.0, 1.0, -1.0];
 /// The cost of changing the position by one unit, in basis points.

@@ -2,7 +2,7 @@
 //! autocorrelation switch between four regimes, generated one bar at a time from a saved
 //! generator state so that a resumed run sees exactly the bars it would have seen.
 
-use persist_core::rkyv;
+use persist_core::persist;
 
 use super::rng::SplitMix64;
 
@@ -68,8 +68,8 @@ const REGIME_TABLE: [Regime; REGIMES] = [
 ];
 
 /// The market's whole state: the generator, the regime and the recent history.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(nested)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Market {
     /// The generator's state.
     pub rng: u64,

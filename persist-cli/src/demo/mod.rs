@@ -8,7 +8,8 @@ pub mod agent;
 pub mod market;
 pub mod rng;
 pub mod schemas;
+pub mod space;
 pub mod state;
 
-pub use agent::{ACTION_NAMES, N_ACTIONS, N_STATES};
+pub use space::{ACTION_NAMES, N_ACTIONS, N_STATES};
 pub use state::DemoState;

@@ -1,15 +1,14 @@
-//! The demo agent's whole state, saved as one generation, with its hand-written [`Persist`]
-//! impl (the `#[derive(Persist)]` macro is a later issue).
+//! The demo agent's whole state, saved as one generation: a `#[persist(...)]` state whose
+//! decoder runs [`DemoState::validate`] on every value it loads.
 
-use persist_core::rkyv::util::AlignedVec;
-use persist_core::{CodecError, Decoded, Fingerprint, Persist, codec, rkyv};
+use persist_core::persist;
 
-use super::agent::{N_ACTIONS, N_STATES};
 use super::market::Market;
+use super::space::{N_ACTIONS, N_STATES};
 
 /// One remembered transition of the replay buffer.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(nested)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Experience {
     /// The state index before the action.
     pub state: u16,
@@ -22,8 +21,8 @@ pub struct Experience {
 }
 
 /// A circular buffer of recent transitions, replayed to speed up learning.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(nested)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ReplayBuffer {
     /// The most transitions kept.
     pub capacity: u32,
@@ -35,8 +34,8 @@ pub struct ReplayBuffer {
 
 /// The demo agent: a tabular Q-learner, its exploration state, its statistics, and the market
 /// it trades, so that a resumed run continues exactly where the saved one stopped.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(name = "demo_agent", version = 1, validate = Self::validate)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DemoState {
     /// The seed the run started from.
     pub seed: u64,
@@ -68,40 +67,9 @@ pub struct DemoState {
     pub replay: ReplayBuffer,
 }
 
-impl Persist for DemoState {
-    const NAME: &'static str = "demo_agent";
-    const VERSION: u32 = 1;
-
-    fn fingerprint() -> Fingerprint {
-        Fingerprint::of_descriptor(
-            "DemoState{seed:u64,step:u64,q:Vec<f64>,visits:Vec<u32>,epsilon:f64,alpha:f64,\
-             gamma:f64,position:u8,cumulative_reward:f64,reward_ewma:f64,trades:u64,\
-             agent_rng:u64,market:Market{rng:u64,bar:u64,regime:u8,log_price:f64,anchor:f64,\
-             ema:f64,returns:Vec<f64>,ring_next:u32},replay:ReplayBuffer{capacity:u32,\
-             next_index:u32,items:Vec<Experience{state:u16,action:u8,reward:f32,\
-             next_state:u16}>}}",
-        )
-    }
-
-    fn encode(&self) -> Result<AlignedVec, CodecError> {
-        codec::encode(self)
-    }
-
-    fn decode(version: u32, payload: &[u8]) -> Result<Decoded<Self>, CodecError> {
-        let decoded = codec::decode_current::<Self>(version, payload)?;
-        decoded
-            .value
-            .validate()
-            .map_err(|reason| CodecError::Invalid {
-                error: persist_core::StepError::new(format!("demo state: {reason}")),
-            })?;
-        Ok(decoded)
-    }
-}
-
 impl DemoState {
     /// Checks every invariant the learning loop indexes by, so that a decoded state can never
-    /// make it panic.
+    /// make it panic. The generated decoder calls it on every value it loads (`validate = ...`).
     pub fn validate(&self) -> Result<(), String> {
         let cells = N_STATES * N_ACTIONS;
         if self.q.len() != cells || self.visits.len() != cells {
@@ -161,6 +129,8 @@ impl DemoState {
 
 #[cfg(test)]
 mod tests {
+    use persist_core::{CodecError, Persist};
+
     use super::*;
 
     #[test]
@@ -180,7 +150,8 @@ mod tests {
         let bytes = state.encode().unwrap();
         let err = DemoState::decode(1, &bytes).unwrap_err();
         assert!(
-            matches!(err, CodecError::Invalid { ref error } if error.to_string().contains("Q-table"))
+            matches!(err, CodecError::Invalid { ref error } if error.to_string().contains("Q-table")),
+            "{err:?}"
         );
 
         let mut state = DemoState::new(3);

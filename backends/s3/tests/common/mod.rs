@@ -14,8 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use persist_core::rkyv::util::AlignedVec;
-use persist_core::{CodecError, Decoded, Fingerprint, Key, Keyring, Persist, codec, rkyv};
+use persist_core::{Key, Keyring, persist};
 use persist_s3::{S3Backend, S3BackendBuilder};
 
 /// Where the tests' server is and how to sign in.
@@ -130,28 +129,11 @@ pub fn keyring() -> Keyring {
 }
 
 /// A state of any size: a counter and bytes.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
-#[rkyv(crate = persist_core::rkyv)]
+#[persist(name = "blob", version = 1)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Blob {
     pub counter: u64,
     pub data: Vec<u8>,
-}
-
-impl Persist for Blob {
-    const NAME: &'static str = "blob";
-    const VERSION: u32 = 1;
-
-    fn fingerprint() -> Fingerprint {
-        Fingerprint::of_descriptor("Blob{counter:u64,data:Vec<u8>}")
-    }
-
-    fn encode(&self) -> Result<AlignedVec, CodecError> {
-        codec::encode(self)
-    }
-
-    fn decode(version: u32, payload: &[u8]) -> Result<Decoded<Self>, CodecError> {
-        codec::decode_current::<Self>(version, payload)
-    }
 }
 
 impl Blob {
