@@ -16,17 +16,9 @@ use crate::schema::Fingerprint;
 /// value). Enough to check a generation exactly as a load of the type would.
 ///
 /// ```
-/// # use persist_core::{codec, rkyv, CodecError, Decoded, Fingerprint, Persist};
-/// # #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-/// # #[rkyv(crate = persist_core::rkyv)]
-/// # struct Counter(u64);
-/// # impl Persist for Counter {
-/// #     const NAME: &'static str = "counter";
-/// #     const VERSION: u32 = 1;
-/// #     fn fingerprint() -> Fingerprint { Fingerprint::of_descriptor("Counter(u64)") }
-/// #     fn encode(&self) -> Result<rkyv::util::AlignedVec, CodecError> { codec::encode(self) }
-/// #     fn decode(v: u32, p: &[u8]) -> Result<Decoded<Self>, CodecError> { codec::decode_current(v, p) }
-/// # }
+/// #[persist_core::persist(name = "counter", version = 1)]
+/// struct Counter(u64);
+///
 /// let schema = persist_core::Schema::of::<Counter>();
 /// assert_eq!((schema.name(), schema.version()), ("counter", 1));
 /// ```

@@ -5,9 +5,9 @@
 //! `position × next log return × 10,000 − cost × |position change|`.
 
 use super::market::{Features, Market};
-use super::rng::SplitMix64;
 use super::space::{MOMENTUM_BINS, N_ACTIONS, N_STATES, TREND_BINS, VOLATILITY_BINS};
 use super::state::{DemoState, Experience, ReplayBuffer};
+use persist_schemas::rng::Rng;
 
 /// The position of each action.
 const ACTION_POSITION: [f64; N_ACTIONS] = [0.0, 1.0, -1.0];
@@ -61,7 +61,7 @@ pub struct PolicySummary {
 impl DemoState {
     /// A fresh agent in a fresh market generated from `seed`.
     pub fn new(seed: u64) -> Self {
-        let mut seeds = SplitMix64(seed);
+        let mut seeds = Rng::from_state(seed);
         let market = Market::new(seeds.next_u64());
         DemoState {
             seed,
@@ -97,10 +97,10 @@ impl DemoState {
 
     /// One bar: act, observe the return, learn from it and from replayed transitions.
     fn step_once(&mut self) -> f64 {
-        let mut rng = SplitMix64(self.agent_rng);
+        let mut rng = Rng::from_state(self.agent_rng);
         let s = state_index(&self.market.features(), self.position);
-        let action = if rng.next_f64() < self.epsilon {
-            rng.index(N_ACTIONS)
+        let action = if rng.unit() < self.epsilon {
+            rng.below(N_ACTIONS as u64) as usize
         } else {
             self.best_action(s)
         };
@@ -125,7 +125,7 @@ impl DemoState {
             if self.replay.items.is_empty() {
                 break;
             }
-            let e = self.replay.items[rng.index(self.replay.items.len())];
+            let e = self.replay.items[rng.below(self.replay.items.len() as u64) as usize];
             self.learn(
                 usize::from(e.state),
                 usize::from(e.action),
@@ -133,7 +133,7 @@ impl DemoState {
                 usize::from(e.next_state),
             );
         }
-        self.agent_rng = rng.0;
+        self.agent_rng = rng.state();
         self.epsilon = (self.epsilon * EPSILON_DECAY).max(EPSILON_MIN);
         self.alpha = (self.alpha * ALPHA_DECAY).max(ALPHA_MIN);
         self.cumulative_reward += reward;

@@ -4,7 +4,7 @@
 
 use persist_core::persist;
 
-use super::rng::SplitMix64;
+use persist_schemas::rng::Rng;
 
 /// How many recent returns the market keeps for the agent's features.
 pub const WINDOW: usize = 20;
@@ -113,9 +113,9 @@ impl Market {
             returns: vec![0.0; WINDOW],
             ring_next: 0,
         };
-        let mut rng = SplitMix64(m.rng);
-        m.regime = rng.index(REGIMES) as u8;
-        m.rng = rng.0;
+        let mut rng = Rng::from_state(m.rng);
+        m.regime = rng.below(REGIMES as u64) as u8;
+        m.rng = rng.state();
         for _ in 0..WARM_UP_BARS {
             m.step();
         }
@@ -124,15 +124,15 @@ impl Market {
 
     /// Generates the next bar and returns its log return.
     pub fn step(&mut self) -> f64 {
-        let mut rng = SplitMix64(self.rng);
-        if rng.next_f64() < SWITCH_PROBABILITY {
-            let other = 1 + rng.index(REGIMES - 1);
+        let mut rng = Rng::from_state(self.rng);
+        if rng.unit() < SWITCH_PROBABILITY {
+            let other = 1 + rng.below((REGIMES - 1) as u64) as usize;
             self.regime = ((usize::from(self.regime) + other) % REGIMES) as u8;
             self.anchor = self.log_price;
         }
         let regime = &REGIME_TABLE[usize::from(self.regime) % REGIMES];
         let z = rng.normal();
-        self.rng = rng.0;
+        self.rng = rng.state();
         let r = (regime.drift + regime.phi * self.last_return()
             - regime.kappa * (self.log_price - self.anchor)
             - HOME_PULL * (self.log_price - HOME_LOG_PRICE)

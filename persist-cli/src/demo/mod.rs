@@ -6,7 +6,6 @@
 
 pub mod agent;
 pub mod market;
-pub mod rng;
 pub mod schemas;
 pub mod space;
 pub mod state;
