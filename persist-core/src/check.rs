@@ -52,6 +52,15 @@ impl Schema {
         }
     }
 
+    /// The schema of `T` for generations stored under another name (snapshot manifests: one
+    /// type, a name per set).
+    pub(crate) fn of_named<T: Persist>(name: &'static str) -> Schema {
+        Schema {
+            name,
+            ..Schema::of::<T>()
+        }
+    }
+
     /// The state's schema name.
     pub fn name(&self) -> &'static str {
         self.name

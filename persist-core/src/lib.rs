@@ -135,8 +135,12 @@ mod report;
 mod retention;
 mod save;
 mod schema;
+mod snapshot;
 mod store;
 mod view;
+
+// `#[persist]` expands to `::persist_core::…` paths; this lets persist-core use it too.
+extern crate self as persist_core;
 
 pub use rkyv;
 
@@ -160,6 +164,10 @@ pub use reject::{RejectKind, RejectReason, Rejection, WalkPast};
 pub use report::{RecoveryReport, RestoredFrom};
 pub use save::SaveReceipt;
 pub use schema::{Fingerprint, RkyvFormat};
+pub use snapshot::{
+    MemberOutcome, MemberReceipt, MemberReport, RestoredSnapshot, SnapshotError, SnapshotReceipt,
+    SnapshotReport, SnapshotSpec, SnapshotSpecBuilder, SnapshotWriter, SpecError,
+};
 pub use store::{Store, StoreConfig};
 pub use view::{OpenError, View};
 

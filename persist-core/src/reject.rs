@@ -41,6 +41,27 @@ pub enum RejectReason {
     /// [`crate::generation::MAX_SEQUENCE`]): not a generation, left alone.
     #[error("not a generation: sequence number outside 1..=9007199254740991 (2^53 - 1)")]
     SequenceOutOfRange,
+    /// A snapshot manifest's member failed: the snapshot is not whole. Its kind is the member's.
+    #[error("member {name} (generation {sequence}): {reason}")]
+    Member {
+        /// The member state's name.
+        name: String,
+        /// The generation the manifest lists.
+        sequence: u64,
+        /// Why that generation failed.
+        reason: Box<RejectReason>,
+    },
+    /// The generation a snapshot manifest lists is missing, or is not the one it lists (another
+    /// tag, version or fingerprint): the snapshot is not whole.
+    #[error("member {name}: generation {sequence} {what}")]
+    MemberMissing {
+        /// The member state's name.
+        name: String,
+        /// The generation the manifest lists.
+        sequence: u64,
+        /// `is missing`, or what differs.
+        what: &'static str,
+    },
 }
 
 /// What a rejection means for the state: whether a load may walk past the generation.
@@ -132,6 +153,12 @@ impl RejectReason {
             RejectReason::FingerprintMismatch { .. } => RejectKind::TooNew,
             RejectReason::Codec(CodecError::UnsupportedVersion(_)) => RejectKind::TooNew,
             RejectReason::Codec(_) => RejectKind::Undecodable,
+            RejectReason::Member { reason, .. } => match reason.as_ref() {
+                // A member deleted or unreadable as a file breaks the snapshot, not its state.
+                RejectReason::Read(BackendError::NotFound { .. }) => RejectKind::Corrupt,
+                inner => inner.kind(),
+            },
+            RejectReason::MemberMissing { .. } => RejectKind::Corrupt,
         }
     }
 }

@@ -9,15 +9,15 @@
 //! - Below the last one kept it deletes loadable and corrupt generations only. A generation that
 //!   is foreign, too new, undecodable or unreadable is never deleted: it may be the newest
 //!   authentic state of another key, a newer release or a migration still to be fixed.
+//! - A generation that a snapshot manifest references (`pinned`) is never deleted (it counts
+//!   among the kept ones when loadable): snapshot retention decides when it goes.
 //! - What is known of a generation is cached (generations are immutable), except "unreadable",
 //!   which may be passing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::backend::{Backend, BackendError};
-use crate::check::{Schema, check_stored};
 use crate::generation::{GenerationInfo, Listing};
-use crate::key::Keyring;
 use crate::reject::{RejectKind, RejectReason};
 
 /// What retention knows of one generation.
@@ -34,18 +34,19 @@ pub(crate) enum Class {
     NotOurs,
 }
 
-/// Applies retention to the state of `schema` and returns the sequence numbers deleted, and
+/// Applies retention to the generations of state `name` (`check` checks one as a load would)
+/// and returns the sequence numbers deleted, and
 /// the first failure if any (a failed delete does not stop the others). `known` caches what
 /// earlier checks found (generations are immutable, so an entry never goes stale); it is
 /// updated here.
 pub(crate) fn apply(
     backend: &dyn Backend,
-    keyring: &Keyring,
+    name: &str,
     retain: usize,
-    schema: &Schema,
+    pinned: &BTreeSet<u64>,
     known: &mut BTreeMap<u64, Class>,
+    check: &mut dyn FnMut(&GenerationInfo) -> Result<(), RejectReason>,
 ) -> (Vec<u64>, Option<BackendError>) {
-    let name = schema.name();
     let mut kept = 0usize;
     let mut deleted = Vec::new();
     let mut failure = None;
@@ -56,7 +57,7 @@ pub(crate) fn apply(
     for generation in listing.generations.iter().rev() {
         let class = match known.get(&generation.sequence) {
             Some(&class) => class,
-            None => match classify(backend, keyring, schema, generation) {
+            None => match classify(check, generation) {
                 Some(class) => {
                     if class != Class::Keep(RejectKind::Unreadable) {
                         known.insert(generation.sequence, class);
@@ -66,6 +67,18 @@ pub(crate) fn apply(
                 None => continue, // vanished: deleted by someone else meanwhile
             },
         };
+        if pinned.contains(&generation.sequence) {
+            // A snapshot references it: kept (and counted when loadable) whatever its age.
+            if class == Class::Loadable {
+                kept += 1;
+            }
+            tracing::debug!(
+                name,
+                sequence = generation.sequence,
+                "retention keeps a generation a snapshot references"
+            );
+            continue;
+        }
         match class {
             Class::Loadable if kept < retain => kept += 1,
             Class::Keep(kind) => {
@@ -98,12 +111,10 @@ pub(crate) fn apply(
 
 /// Checks one generation as a load would; `None` if it vanished.
 fn classify(
-    backend: &dyn Backend,
-    keyring: &Keyring,
-    schema: &Schema,
+    check: &mut dyn FnMut(&GenerationInfo) -> Result<(), RejectReason>,
     generation: &GenerationInfo,
 ) -> Option<Class> {
-    match check_stored(backend, keyring, schema, generation) {
+    match check(generation) {
         Ok(_) => Some(Class::Loadable),
         Err(RejectReason::Read(BackendError::NotFound { .. })) => None,
         Err(RejectReason::Read(BackendError::NotAnObject { .. })) => Some(Class::NotOurs),

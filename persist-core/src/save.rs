@@ -3,14 +3,15 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::backend::BackendError;
+use crate::check::{Schema, check_stored};
 use crate::encoded::Encoded;
-use crate::envelope::{self, HEADER_LEN, Header, TAG_LEN};
+use crate::envelope::{self, EnvelopeError, HEADER_LEN, Header, TAG_LEN};
 use crate::error::SaveError;
 use crate::generation::{Listing, MAX_SEQUENCE, generation_key};
 use crate::persist::Persist;
 use crate::retention::{self, Class};
-use crate::schema::RkyvFormat;
-use crate::store::Store;
+use crate::schema::{Fingerprint, RkyvFormat};
+use crate::store::{StateBook, Store};
 
 /// A successful save.
 #[derive(Debug, Clone)]
@@ -20,10 +21,19 @@ pub struct SaveReceipt {
     pub sequence: u64,
     /// Its size in bytes.
     pub bytes: u64,
+    /// Its tag (the last 32 bytes): what a snapshot manifest records of it.
+    pub tag: [u8; TAG_LEN],
     /// Generations deleted by retention.
     pub deleted: Vec<u64>,
     /// A retention failure, if any: the save itself is durable and stands.
     pub retention_error: Option<String>,
+}
+
+/// A generation made durable by [`Store::commit_generation`].
+pub(crate) struct Committed {
+    pub(crate) sequence: u64,
+    pub(crate) bytes: u64,
+    pub(crate) tag: [u8; TAG_LEN],
 }
 
 impl Store {
@@ -41,13 +51,79 @@ impl Store {
     /// writer, or something odd in the directory), the save takes the next free number.
     pub fn save_encoded(&self, encoded: &Encoded) -> Result<SaveReceipt, SaveError> {
         let name = encoded.name();
-        envelope::validate_name(name).map_err(SaveError::InvalidName)?;
-        let payload = &encoded.payload;
+        if name.starts_with(crate::snapshot::MANIFEST_PREFIX) {
+            return Err(SaveError::InvalidName(EnvelopeError::InvalidName(format!(
+                "{name} (names starting with `{}` are snapshot manifests)",
+                crate::snapshot::MANIFEST_PREFIX
+            ))));
+        }
         let book = self.book(name);
         let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
+        // A save outside a snapshot: the next snapshot must not take an earlier generation as
+        // this state's latest.
+        book.last_written = None;
+        let committed = self.commit_generation(
+            &mut book,
+            name,
+            encoded.schema.version(),
+            encoded.fingerprint,
+            &encoded.payload,
+        )?;
+        let (deleted, retention_error) = self.retain_state(&encoded.schema, &mut book);
+        Ok(SaveReceipt {
+            sequence: committed.sequence,
+            bytes: committed.bytes,
+            tag: committed.tag,
+            deleted,
+            retention_error,
+        })
+    }
+
+    /// Applies retention to the state of `schema`, keeping generations that snapshots pin.
+    pub(crate) fn retain_state(
+        &self,
+        schema: &Schema,
+        book: &mut StateBook,
+    ) -> (Vec<u64>, Option<String>) {
+        let name = schema.name();
+        let pinned = match self.pinned(name) {
+            Ok(pinned) => pinned,
+            Err(e) => {
+                tracing::warn!(name, error = %e, "snapshot pins unknown; retention skipped");
+                return (Vec::new(), Some(e.to_string()));
+            }
+        };
+        let backend = self.backend.as_ref();
+        let (deleted, failure) = retention::apply(
+            backend,
+            name,
+            self.config.retain,
+            &pinned,
+            &mut book.known,
+            &mut |g| check_stored(backend, &self.keyring, schema, g).map(drop),
+        );
+        let retention_error = failure.map(|e| {
+            tracing::warn!(name, error = %e, "retention failed; the save stands");
+            e.to_string()
+        });
+        (deleted, retention_error)
+    }
+
+    /// Seals `payload` as the next generation of state `name` and makes it durable: the whole
+    /// save but retention. The sequence number is one above every generation present, valid or
+    /// not; if its key is taken meanwhile, the next free number is taken (three times at most).
+    pub(crate) fn commit_generation(
+        &self,
+        book: &mut StateBook,
+        name: &str,
+        schema_version: u32,
+        fingerprint: Fingerprint,
+        payload: &[u8],
+    ) -> Result<Committed, SaveError> {
+        envelope::validate_name(name).map_err(SaveError::InvalidName)?;
         let total = (HEADER_LEN + payload.len() + TAG_LEN) as u64;
         let mut attempts = 0;
-        let sequence = loop {
+        let (sequence, tag) = loop {
             let sequence = match book.next_sequence {
                 Some(seq) => seq,
                 None => Listing::of(self.backend.as_ref(), name)?
@@ -66,8 +142,8 @@ impl Store {
             let header = Header {
                 key_id: self.keyring.current().id(),
                 name: name.to_string(),
-                schema_version: encoded.schema.version(),
-                fingerprint: encoded.fingerprint,
+                schema_version,
+                fingerprint,
                 rkyv_format: RkyvFormat::CURRENT,
                 sequence,
                 created_at_nanos: now_nanos(),
@@ -76,7 +152,7 @@ impl Store {
             self.preflight(total)?;
             let key = generation_key(name, sequence);
             match self.write_generation(&key, &header, payload) {
-                Ok(()) => break sequence,
+                Ok(tag) => break (sequence, tag),
                 Err(SaveError::Backend(BackendError::AlreadyExists { .. })) if attempts < 3 => {
                     tracing::warn!(name, sequence, "generation key taken; listing again");
                     attempts += 1;
@@ -87,23 +163,10 @@ impl Store {
         };
         book.known.insert(sequence, Class::Loadable);
         tracing::debug!(name, sequence, bytes = total, "generation saved");
-
-        let (deleted, failure) = retention::apply(
-            self.backend.as_ref(),
-            &self.keyring,
-            self.config.retain,
-            &encoded.schema,
-            &mut book.known,
-        );
-        let retention_error = failure.map(|e| {
-            tracing::warn!(name, error = %e, "retention failed; the save stands");
-            e.to_string()
-        });
-        Ok(SaveReceipt {
+        Ok(Committed {
             sequence,
             bytes: total,
-            deleted,
-            retention_error,
+            tag,
         })
     }
 
@@ -131,7 +194,7 @@ impl Store {
         key: &str,
         header: &Header,
         payload: &[u8],
-    ) -> Result<(), SaveError> {
+    ) -> Result<[u8; TAG_LEN], SaveError> {
         let head = header.encode().map_err(SaveError::InvalidName)?;
         let signing_key = self.keyring.current();
         let mut obj = self.backend.begin_put(key)?;
@@ -150,7 +213,7 @@ impl Store {
         };
         obj.write(&tag)?;
         obj.commit()?;
-        Ok(())
+        Ok(tag)
     }
 }
 

@@ -19,6 +19,7 @@ use crate::generation::{self, GenerationInfo, Listing};
 use crate::key::Keyring;
 use crate::reject::WalkPast;
 use crate::retention::Class;
+use crate::snapshot::PinIndex;
 
 /// How a store keeps and writes generations.
 #[derive(Clone, Debug)]
@@ -42,6 +43,9 @@ pub struct StoreConfig {
     /// foreign, too new, undecodable or unreadable newest generation stops the load with
     /// [`LoadError::Blocked`](crate::LoadError::Blocked)). Corrupt generations are always walked past.
     pub walk_past: WalkPast,
+    /// How many whole snapshots of each snapshot set to keep (at least 1; default 8). Every
+    /// generation a kept snapshot references is kept with it.
+    pub retain_snapshots: usize,
 }
 
 impl Default for StoreConfig {
@@ -52,6 +56,7 @@ impl Default for StoreConfig {
             parallel_sign_threshold: 1 << 20,
             off_site: None,
             walk_past: WalkPast::default(),
+            retain_snapshots: 8,
         }
     }
 }
@@ -91,6 +96,13 @@ impl StoreConfig {
         self
     }
 
+    /// Keeps `n` whole snapshots of each set ([`StoreConfig::retain_snapshots`], at least 1).
+    #[must_use]
+    pub fn with_retain_snapshots(mut self, n: usize) -> Self {
+        self.retain_snapshots = n.max(1);
+        self
+    }
+
     /// Which authentic generations a load may walk past ([`StoreConfig::walk_past`]).
     #[must_use]
     pub fn with_walk_past(mut self, walk_past: WalkPast) -> Self {
@@ -105,6 +117,19 @@ impl StoreConfig {
 pub(crate) struct StateBook {
     pub(crate) next_sequence: Option<u64>,
     pub(crate) known: BTreeMap<u64, Class>,
+    /// The last generation a snapshot commit wrote or referenced for this state, with its
+    /// payload's digest; cleared by every other save (see `snapshot::commit`).
+    pub(crate) last_written: Option<Written>,
+}
+
+/// A generation as a snapshot manifest lists it, with its payload's digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub(crate) sequence: u64,
+    pub(crate) schema_version: u32,
+    pub(crate) fingerprint: crate::schema::Fingerprint,
+    pub(crate) tag: [u8; crate::envelope::TAG_LEN],
+    pub(crate) digest: [u8; 32],
 }
 
 /// Immutable, numbered, signed generations of any number of states over one backend.
@@ -140,6 +165,8 @@ pub struct Store {
     /// One book per state, each behind its own lock: saves of different states never wait on
     /// each other.
     books: Mutex<HashMap<String, Arc<Mutex<StateBook>>>>,
+    /// Which generations snapshot manifests reference (read from the backend on first use).
+    pub(crate) pins: Mutex<Option<PinIndex>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -155,11 +182,13 @@ impl Store {
     /// A store over `backend`, signing with the ring's current key.
     pub fn new(backend: Box<dyn Backend>, keyring: Keyring, mut config: StoreConfig) -> Self {
         config.retain = config.retain.max(1);
+        config.retain_snapshots = config.retain_snapshots.max(1);
         Store {
             backend,
             keyring,
             config,
             books: Mutex::new(HashMap::new()),
+            pins: Mutex::new(None),
         }
     }
 

@@ -1,0 +1,323 @@
+//! Committing a snapshot: members first, each durable (or referenced when unchanged), then the
+//! manifest; then snapshot retention and the members' own retention.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::backend::BackendError;
+use crate::codec;
+use crate::encoded::Encoded;
+use crate::envelope::{self, TAG_LEN};
+use crate::generation::{GenerationInfo, generation_key};
+use crate::persist::Persist;
+use crate::reject::RejectReason;
+use crate::retention;
+use crate::store::{Store, Written};
+
+use super::error::SnapshotError;
+use super::manifest::{Manifest, ManifestMember};
+use super::restore::{check_members, open_manifest};
+use super::spec::SnapshotSpec;
+
+/// Collects the members of one snapshot from borrowed values, then commits them
+/// ([`Store::snapshot`]). Each value is serialised when added, so nothing is cloned.
+///
+/// ```
+/// use persist_core::{Key, Keyring, MemoryBackend, SnapshotSpec, Store, StoreConfig, persist};
+///
+/// #[persist(name = "regime", version = 1)]
+/// #[derive(Debug, PartialEq)]
+/// struct Regime { state: u8 }
+/// #[persist(name = "position", version = 1)]
+/// #[derive(Debug, PartialEq)]
+/// struct Position { lots: i64 }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let spec = SnapshotSpec::builder("agent").member::<Regime>().member_after::<Position>(&["regime"]).build()?;
+/// let store = Store::new(Box::new(MemoryBackend::new()), Keyring::new(Key::generate()?), StoreConfig::default());
+/// let (regime, position) = (Regime { state: 2 }, Position { lots: 3 });
+/// let first = store.snapshot(&spec).add(&regime)?.add(&position)?.commit()?;
+/// // Only the position changed: the regime's generation is referenced, not written again.
+/// let second = store.snapshot(&spec).add(&regime)?.add(&Position { lots: 4 })?.commit()?;
+/// assert_eq!(second.written().count(), 1);
+///
+/// let mut restored = store.load_snapshot(&spec)?;
+/// assert_eq!(restored.report.snapshot, Some(second.id));
+/// assert_eq!(restored.take::<Position>(), Some(Position { lots: 4 }));
+/// assert!(first.id < second.id);
+/// # Ok(()) }
+/// ```
+#[must_use = "a snapshot is saved by commit()"]
+pub struct SnapshotWriter<'a> {
+    store: &'a Store,
+    spec: &'a SnapshotSpec,
+    members: HashMap<&'static str, Encoded>,
+}
+
+impl std::fmt::Debug for SnapshotWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotWriter")
+            .field("set", &self.spec.name())
+            .field("added", &self.members.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<'a> SnapshotWriter<'a> {
+    /// Serialises `value` as the set's member of type `T`.
+    pub fn add<T: Persist>(&mut self, value: &T) -> Result<&mut Self, SnapshotError> {
+        let encoded = Encoded::new(value).map_err(SnapshotError::Encode)?;
+        self.add_encoded(encoded)
+    }
+
+    /// Adds a member serialised earlier (possibly on another thread).
+    pub fn add_encoded(&mut self, encoded: Encoded) -> Result<&mut Self, SnapshotError> {
+        let name = encoded.name();
+        let set = self.spec.name().to_string();
+        let Some(member) = self.spec.member(name) else {
+            return Err(SnapshotError::NotAMember {
+                set,
+                name: name.to_string(),
+            });
+        };
+        if member.schema.version() != encoded.schema().version() {
+            return Err(SnapshotError::NotAMember {
+                set,
+                name: format!("{name} v{}", encoded.schema().version()),
+            });
+        }
+        if self.members.insert(name, encoded).is_some() {
+            return Err(SnapshotError::AddedTwice {
+                set,
+                name: name.to_string(),
+            });
+        }
+        Ok(self)
+    }
+
+    /// Commits the snapshot: returns once every member and the manifest are durable.
+    pub fn commit(&mut self) -> Result<SnapshotReceipt, SnapshotError> {
+        let members = std::mem::take(&mut self.members);
+        self.store.commit_snapshot(self.spec, members)
+    }
+}
+
+/// What one committed snapshot holds.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SnapshotReceipt {
+    /// The snapshot's id: its manifest's sequence number.
+    pub id: u64,
+    /// Every member, in dependency order.
+    pub members: Vec<MemberReceipt>,
+    /// Bytes written: new member generations plus the manifest.
+    pub bytes_written: u64,
+    /// Snapshots (ids) deleted by snapshot retention.
+    pub deleted_snapshots: Vec<u64>,
+    /// Member generations deleted by the members' own retention, as (state, sequence).
+    pub deleted_generations: Vec<(String, u64)>,
+    /// Retention failures, if any: the snapshot itself is durable and stands.
+    pub retention_errors: Vec<String>,
+}
+
+impl SnapshotReceipt {
+    /// The members written as new generations by this commit.
+    pub fn written(&self) -> impl Iterator<Item = &MemberReceipt> {
+        self.members.iter().filter(|m| m.written)
+    }
+}
+
+/// One member of a committed snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberReceipt {
+    /// The state's name.
+    pub name: String,
+    /// The generation the manifest lists.
+    pub sequence: u64,
+    /// True when this commit wrote it; false when it was unchanged and referenced.
+    pub written: bool,
+}
+
+impl Store {
+    /// Starts a snapshot of set `spec`: add every member with [`SnapshotWriter::add`], then
+    /// [`SnapshotWriter::commit`].
+    pub fn snapshot<'a>(&'a self, spec: &'a SnapshotSpec) -> SnapshotWriter<'a> {
+        SnapshotWriter {
+            store: self,
+            spec,
+            members: HashMap::new(),
+        }
+    }
+
+    /// Commits a snapshot of set `spec` from members serialised earlier (one per member).
+    pub fn save_snapshot(
+        &self,
+        spec: &SnapshotSpec,
+        members: Vec<Encoded>,
+    ) -> Result<SnapshotReceipt, SnapshotError> {
+        let mut writer = self.snapshot(spec);
+        for encoded in members {
+            writer.add_encoded(encoded)?;
+        }
+        writer.commit()
+    }
+
+    fn commit_snapshot(
+        &self,
+        spec: &SnapshotSpec,
+        mut members: HashMap<&'static str, Encoded>,
+    ) -> Result<SnapshotReceipt, SnapshotError> {
+        if let Some(missing) = spec.members().find(|m| !members.contains_key(m)) {
+            return Err(SnapshotError::MissingMember {
+                set: spec.name().to_string(),
+                name: missing.to_string(),
+            });
+        }
+        // One commit of a set at a time: the manifest's book lock is held throughout.
+        let manifest_book = self.book(spec.manifest_name());
+        let mut manifest_book = manifest_book.lock().unwrap_or_else(|p| p.into_inner());
+
+        let mut listed = Vec::new();
+        let mut receipts = Vec::new();
+        let mut bytes_written = 0;
+        for member in spec.member_specs() {
+            let encoded = members.remove(member.name()).expect("checked above");
+            let (written, fresh) = self.commit_member(&encoded)?;
+            if fresh {
+                bytes_written += (envelope::HEADER_LEN + encoded.payload_len() + TAG_LEN) as u64;
+            }
+            receipts.push(MemberReceipt {
+                name: member.name().to_string(),
+                sequence: written.sequence,
+                written: fresh,
+            });
+            listed.push(ManifestMember {
+                name: member.name().to_string(),
+                sequence: written.sequence,
+                schema_version: written.schema_version,
+                fingerprint: written.fingerprint.0,
+                tag: written.tag,
+                depends_on: member.depends_on.iter().map(|d| d.to_string()).collect(),
+            });
+        }
+
+        let manifest = Manifest {
+            set: spec.name().to_string(),
+            members: listed,
+        };
+        let payload = codec::encode(&manifest).map_err(SnapshotError::Encode)?;
+        let committed = self.commit_generation(
+            &mut manifest_book,
+            spec.manifest_name(),
+            Manifest::VERSION,
+            Manifest::fingerprint(),
+            &payload,
+        )?;
+        bytes_written += committed.bytes;
+        let key = generation_key(spec.manifest_name(), committed.sequence);
+        // The snapshot is durable: its members are pinned from now on.
+        let pinned = self.with_pins(|pins| pins.insert(key, &manifest));
+        tracing::debug!(
+            set = spec.name(),
+            id = committed.sequence,
+            bytes_written,
+            "snapshot committed"
+        );
+
+        let mut receipt = SnapshotReceipt {
+            id: committed.sequence,
+            members: receipts,
+            bytes_written,
+            deleted_snapshots: Vec::new(),
+            deleted_generations: Vec::new(),
+            retention_errors: Vec::new(),
+        };
+        if let Err(e) = pinned {
+            receipt.retention_errors.push(e.to_string());
+            return Ok(receipt);
+        }
+        self.retain_snapshots(spec, &mut manifest_book.known, &mut receipt);
+        for member in spec.member_specs() {
+            let book = self.book(member.name());
+            let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
+            let (deleted, error) = self.retain_state(&member.schema, &mut book);
+            receipt
+                .deleted_generations
+                .extend(deleted.into_iter().map(|s| (member.name().to_string(), s)));
+            receipt.retention_errors.extend(error);
+        }
+        Ok(receipt)
+    }
+
+    /// Makes one member durable: references its last generation when the payload is the same,
+    /// else writes a new one. Returns what the manifest lists and whether it was written.
+    fn commit_member(&self, encoded: &Encoded) -> Result<(Written, bool), SnapshotError> {
+        let name = encoded.name();
+        let digest = envelope::payload_digest(&encoded.payload);
+        let book = self.book(name);
+        let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
+        let unchanged = book.last_written.filter(|w| {
+            w.digest == digest
+                && w.schema_version == encoded.schema().version()
+                && w.fingerprint == encoded.fingerprint
+        });
+        if let Some(written) = unchanged {
+            // Still there? (A generation no manifest pins yet could have been deleted.)
+            let key = generation_key(name, written.sequence);
+            match self.backend.get_head(&key, 0) {
+                Ok(_) => return Ok((written, false)),
+                Err(BackendError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let committed = self.commit_generation(
+            &mut book,
+            name,
+            encoded.schema().version(),
+            encoded.fingerprint,
+            &encoded.payload,
+        )?;
+        let written = Written {
+            sequence: committed.sequence,
+            schema_version: encoded.schema().version(),
+            fingerprint: encoded.fingerprint,
+            tag: committed.tag,
+            digest,
+        };
+        book.last_written = Some(written);
+        Ok((written, true))
+    }
+
+    /// Keeps the newest `retain_snapshots` whole snapshots of the set and what is not corrupt;
+    /// deletes older whole or corrupt manifests and unpins their members.
+    fn retain_snapshots(
+        &self,
+        spec: &SnapshotSpec,
+        known: &mut BTreeMap<u64, retention::Class>,
+        receipt: &mut SnapshotReceipt,
+    ) {
+        let backend = self.backend.as_ref();
+        let mut checked_members = HashSet::new();
+        let mut check = |g: &GenerationInfo| -> Result<(), RejectReason> {
+            let (_, manifest) = open_manifest(self, spec, g)?;
+            check_members(self, spec, &manifest, &mut checked_members)
+        };
+        let (deleted, failure) = retention::apply(
+            backend,
+            spec.manifest_name(),
+            self.config.retain_snapshots,
+            &BTreeSet::new(),
+            known,
+            &mut check,
+        );
+        let _ = self.with_pins(|pins| {
+            for id in &deleted {
+                pins.remove(&generation_key(spec.manifest_name(), *id));
+            }
+        });
+        receipt.deleted_snapshots = deleted;
+        receipt
+            .retention_errors
+            .extend(failure.map(|e| e.to_string()));
+    }
+}
