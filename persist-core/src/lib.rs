@@ -165,8 +165,9 @@ pub use report::{RecoveryReport, RestoredFrom};
 pub use save::SaveReceipt;
 pub use schema::{Fingerprint, RkyvFormat};
 pub use snapshot::{
-    MemberOutcome, MemberReceipt, MemberReport, RestoredSnapshot, SnapshotError, SnapshotReceipt,
-    SnapshotReport, SnapshotSpec, SnapshotSpecBuilder, SnapshotWriter, SpecError,
+    MemberOutcome, MemberReceipt, MemberReport, RestoredSnapshot, SnapshotError, SnapshotInfo,
+    SnapshotMember, SnapshotReceipt, SnapshotReport, SnapshotSpec, SnapshotSpecBuilder,
+    SnapshotWriter, SpecError,
 };
 pub use store::{Store, StoreConfig};
 pub use view::{OpenError, View};

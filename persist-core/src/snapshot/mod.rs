@@ -23,6 +23,7 @@
 
 mod commit;
 mod error;
+mod list;
 mod manifest;
 mod pins;
 mod report;
@@ -31,6 +32,7 @@ mod spec;
 
 pub use commit::{MemberReceipt, SnapshotReceipt, SnapshotWriter};
 pub use error::SnapshotError;
+pub use list::{SnapshotInfo, SnapshotMember};
 pub(crate) use pins::PinIndex;
 pub use report::{MemberOutcome, MemberReport, SnapshotReport};
 pub use restore::RestoredSnapshot;

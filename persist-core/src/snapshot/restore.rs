@@ -318,7 +318,7 @@ pub(crate) fn open_manifest(
 
 /// Fetches the generation a manifest lists and checks it is that one (same tag): a missing or
 /// different generation makes the snapshot not whole.
-fn fetch_member(
+pub(crate) fn fetch_member(
     store: &Store,
     listed: &ManifestMember,
 ) -> Result<crate::backend::ObjectBytes, RejectReason> {
