@@ -190,4 +190,5 @@ pub mod format {
     pub use crate::generation::{
         GENERATION_EXT, MAX_SEQUENCE, fetch, generation_key, parse_generation_key,
     };
+    pub use crate::snapshot::{MANIFEST_PREFIX, snapshot_members};
 }

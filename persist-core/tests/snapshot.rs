@@ -163,7 +163,10 @@ fn a_corrupt_member_makes_the_restore_fall_back_to_the_previous_whole_snapshot()
     // The type-free listing says the same.
     assert_eq!(store.snapshot_sets().unwrap(), ["agent_system"]);
     let listed = store.snapshots("agent_system").unwrap();
-    assert_eq!(listed.iter().map(|s| s.id).collect::<Vec<_>>(), [older.id, newer.id]);
+    assert_eq!(
+        listed.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [older.id, newer.id]
+    );
     assert!(listed[0].problem.is_none());
     assert_eq!(listed[0].members.len(), 3);
     let problem = listed[1].problem.as_ref().expect("newer is not whole");

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use persist_core::format::parse_generation_key;
+use persist_core::format::{MANIFEST_PREFIX, parse_generation_key};
 use persist_core::{Backend, BackendError};
 
 use crate::retention::Pruner;
@@ -454,14 +454,18 @@ impl Worker {
         });
     }
 
-    /// The local keys not known off-site, each noted as first seen `now` if new.
+    /// The local keys not known off-site, in upload order ([`upload_order`]), each noted as
+    /// first seen `now` if new.
     fn pending(&mut self, local: &BTreeSet<String>, now: Instant) -> Vec<String> {
         let known = self.known_off_site.as_ref();
-        let pending: Vec<String> = local
-            .iter()
-            .filter(|k| !known.is_some_and(|known| known.contains(*k)) && !self.pruned.contains(*k))
-            .cloned()
-            .collect();
+        let pending: Vec<String> = upload_order(
+            local
+                .iter()
+                .filter(|k| {
+                    !known.is_some_and(|known| known.contains(*k)) && !self.pruned.contains(*k)
+                })
+                .cloned(),
+        );
         for key in &pending {
             self.first_seen.entry(key.clone()).or_insert(now);
         }
@@ -543,12 +547,17 @@ pub fn replicate_once(
     off_site: &dyn Backend,
     mut progress: impl FnMut(&str, u64, u64),
 ) -> Result<PassReport, BackendError> {
-    let local_sizes: Vec<(String, u64)> = local
+    let mut local_sizes: Vec<(String, u64)> = local
         .list("")?
         .into_iter()
         .filter(|m| parse_generation_key(&m.key).is_some())
         .map(|m| (m.key, m.size))
         .collect();
+    // Members before manifests (see `upload_order`).
+    local_sizes.sort_by(|a, b| {
+        let manifest = |key: &str| key.starts_with(MANIFEST_PREFIX);
+        (manifest(&a.0), &a.0).cmp(&(manifest(&b.0), &b.0))
+    });
     let known = generation_keys(off_site)?;
     let mut report = PassReport::default();
     for (key, size) in local_sizes {
@@ -567,6 +576,16 @@ pub fn replicate_once(
         }
     }
     Ok(report)
+}
+
+/// `keys` with every snapshot manifest after every other generation: a pass uploads a
+/// snapshot's members before its manifest, so an off-site snapshot is never partial (a pass
+/// that fails midway stops before the manifests). Otherwise sorted by state then sequence.
+fn upload_order(keys: impl IntoIterator<Item = String>) -> Vec<String> {
+    let is_manifest = |key: &str| key.starts_with(MANIFEST_PREFIX);
+    let mut keys: Vec<String> = keys.into_iter().collect();
+    keys.sort_by(|a, b| (is_manifest(a), a).cmp(&(is_manifest(b), b)));
+    keys
 }
 
 /// Every generation key in a backend, sorted by state then sequence.

@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use persist_core::format::parse_generation_key;
+use persist_core::format::{MANIFEST_PREFIX, parse_generation_key, snapshot_members};
 use persist_core::{
     Backend, BackendError, GenerationInfo, Header, Keyring, RejectKind, RejectReason, Store,
     StoreConfig,
@@ -91,6 +91,12 @@ pub enum Reason {
         /// Why it is invalid.
         why: String,
     },
+    /// Would go by the rules above, but a kept snapshot manifest lists it: a snapshot never
+    /// loses a member off-site while it is kept.
+    Referenced {
+        /// The manifest's key.
+        snapshot: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -117,6 +123,12 @@ impl fmt::Display for Reason {
                 )
             }
             Reason::Invalid { why } => write!(f, "corrupt and superseded: {why}"),
+            Reason::Referenced { snapshot } => {
+                write!(
+                    f,
+                    "a kept snapshot references it ({snapshot}): kept with it"
+                )
+            }
         }
     }
 }
@@ -237,6 +249,7 @@ impl Pruner {
             )?);
         }
         self.verified.retain(|id, _| listed.contains(id));
+        keep_referenced(store.backend(), &mut out)?;
         Ok(out)
     }
 
@@ -333,10 +346,45 @@ fn plan_state(
     Ok(out)
 }
 
-/// Deletes what `plan` marked for deletion. Every failed delete is in the report.
+/// Keeps every generation that a kept snapshot manifest lists (read without verification: it
+/// can only keep more). A manifest that cannot be read fails the plan, as any unread generation.
+fn keep_referenced(backend: &dyn Backend, plan: &mut [PlanEntry]) -> Result<(), BackendError> {
+    let mut referenced: HashMap<(String, u64), String> = HashMap::new();
+    for entry in plan
+        .iter()
+        .filter(|e| e.keep && e.name.starts_with(MANIFEST_PREFIX))
+    {
+        let bytes = match backend.get(&entry.key) {
+            Ok(bytes) => bytes,
+            Err(BackendError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        for member in snapshot_members(&bytes).unwrap_or_default() {
+            referenced
+                .entry(member)
+                .or_insert_with(|| entry.key.clone());
+        }
+    }
+    for entry in plan.iter_mut().filter(|e| !e.keep) {
+        if let Some(snapshot) = referenced.get(&(entry.name.clone(), entry.sequence)) {
+            entry.keep = true;
+            entry.reason = Reason::Referenced {
+                snapshot: snapshot.clone(),
+            };
+        }
+    }
+    Ok(())
+}
+
+/// Deletes what `plan` marked for deletion, snapshot manifests first (so an interrupted prune
+/// never leaves a manifest whose member is gone). Every failed delete is in the report.
 pub fn apply(backend: &dyn Backend, plan: &[PlanEntry]) -> PruneReport {
     let mut report = PruneReport::default();
-    for entry in plan.iter().filter(|e| !e.keep) {
+    let manifests_first = plan
+        .iter()
+        .filter(|e| e.name.starts_with(MANIFEST_PREFIX))
+        .chain(plan.iter().filter(|e| !e.name.starts_with(MANIFEST_PREFIX)));
+    for entry in manifests_first.filter(|e| !e.keep) {
         debug_assert!(parse_generation_key(&entry.key).is_some());
         match backend.delete(&entry.key) {
             Ok(()) => report.deleted.push(entry.key.clone()),

@@ -34,10 +34,11 @@ pub use commit::{MemberReceipt, SnapshotReceipt, SnapshotWriter};
 pub use error::SnapshotError;
 pub use list::{SnapshotInfo, SnapshotMember};
 pub(crate) use pins::PinIndex;
+pub use pins::snapshot_members;
 pub use report::{MemberOutcome, MemberReport, SnapshotReport};
 pub use restore::RestoredSnapshot;
 pub use spec::{SnapshotSpec, SnapshotSpecBuilder, SpecError};
 
 /// The prefix of every manifest's state name (`snapshot.<set>`), reserved: no state of a user
 /// can be saved under it.
-pub(crate) const MANIFEST_PREFIX: &str = "snapshot.";
+pub const MANIFEST_PREFIX: &str = "snapshot.";

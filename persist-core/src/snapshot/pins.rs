@@ -40,10 +40,7 @@ impl PinIndex {
                 Err(BackendError::NotFound { .. } | BackendError::NotAnObject { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let Some(payload) = bytes.get(HEADER_LEN..bytes.len().saturating_sub(TAG_LEN)) else {
-                continue;
-            };
-            if let Ok(manifest) = codec::decode::<Manifest>(payload) {
+            if let Some(manifest) = parse_unverified(&bytes) {
                 index.insert(meta.key.clone(), &manifest);
             }
         }
@@ -89,6 +86,25 @@ impl PinIndex {
             .map(|(_, seq)| seq)
             .max()
     }
+}
+
+/// A manifest parsed from a stored generation *without* verifying its tag: for pins only.
+fn parse_unverified(generation: &[u8]) -> Option<Manifest> {
+    let payload = generation.get(HEADER_LEN..generation.len().saturating_sub(TAG_LEN))?;
+    codec::decode::<Manifest>(payload).ok()
+}
+
+/// The (member, sequence) pairs a stored snapshot manifest lists, parsed *without* verifying
+/// it: for retention elsewhere (off-site) that must keep what snapshots reference. Trusting an
+/// unverified manifest can only keep too much, never delete too much; never restore from it.
+/// `None` if the bytes are not a manifest.
+pub fn snapshot_members(generation: &[u8]) -> Option<Vec<(String, u64)>> {
+    parse_unverified(generation).map(|m| {
+        m.members
+            .into_iter()
+            .map(|member| (member.name, member.sequence))
+            .collect()
+    })
 }
 
 impl Store {
