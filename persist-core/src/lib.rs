@@ -151,7 +151,9 @@ pub use layout::derive_support as __private;
 
 pub use backend::{Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta};
 pub use check::{Checked, Schema};
-pub use checkpoint::{CheckpointError, CheckpointStatus, Checkpointer, SavePolicy};
+pub use checkpoint::{
+    CheckpointError, CheckpointStatus, Checkpointer, SavePolicy, SetStatus, SnapshotBatch,
+};
 pub use encoded::Encoded;
 pub use envelope::{EnvelopeError, Expect, Header, Opened};
 pub use error::{LoadError, SaveError};

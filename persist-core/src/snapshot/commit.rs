@@ -51,6 +51,7 @@ pub struct SnapshotWriter<'a> {
     store: &'a Store,
     spec: &'a SnapshotSpec,
     members: HashMap<&'static str, Encoded>,
+    full: bool,
 }
 
 impl std::fmt::Debug for SnapshotWriter<'_> {
@@ -94,10 +95,17 @@ impl<'a> SnapshotWriter<'a> {
         Ok(self)
     }
 
+    /// Makes this a full snapshot: every member is written anew, even one that did not change
+    /// (the specification's hourly full backup; see [`crate::SavePolicy::full_every`]).
+    pub fn full(&mut self) -> &mut Self {
+        self.full = true;
+        self
+    }
+
     /// Commits the snapshot: returns once every member and the manifest are durable.
     pub fn commit(&mut self) -> Result<SnapshotReceipt, SnapshotError> {
         let members = std::mem::take(&mut self.members);
-        self.store.commit_snapshot(self.spec, members)
+        self.store.commit_snapshot(self.spec, members, self.full)
     }
 }
 
@@ -146,6 +154,7 @@ impl Store {
             store: self,
             spec,
             members: HashMap::new(),
+            full: false,
         }
     }
 
@@ -166,6 +175,7 @@ impl Store {
         &self,
         spec: &SnapshotSpec,
         mut members: HashMap<&'static str, Encoded>,
+        full: bool,
     ) -> Result<SnapshotReceipt, SnapshotError> {
         if let Some(missing) = spec.members().find(|m| !members.contains_key(m)) {
             return Err(SnapshotError::MissingMember {
@@ -182,7 +192,7 @@ impl Store {
         let mut bytes_written = 0;
         for member in spec.member_specs() {
             let encoded = members.remove(member.name()).expect("checked above");
-            let (written, fresh) = self.commit_member(&encoded)?;
+            let (written, fresh) = self.commit_member(&encoded, full)?;
             if fresh {
                 bytes_written += (envelope::HEADER_LEN + encoded.payload_len() + TAG_LEN) as u64;
             }
@@ -251,13 +261,18 @@ impl Store {
 
     /// Makes one member durable: references its last generation when the payload is the same,
     /// else writes a new one. Returns what the manifest lists and whether it was written.
-    fn commit_member(&self, encoded: &Encoded) -> Result<(Written, bool), SnapshotError> {
+    fn commit_member(
+        &self,
+        encoded: &Encoded,
+        full: bool,
+    ) -> Result<(Written, bool), SnapshotError> {
         let name = encoded.name();
         let digest = envelope::payload_digest(&encoded.payload);
         let book = self.book(name);
         let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
         let unchanged = book.last_written.filter(|w| {
-            w.digest == digest
+            !full
+                && w.digest == digest
                 && w.schema_version == encoded.schema().version()
                 && w.fingerprint == encoded.fingerprint
         });
