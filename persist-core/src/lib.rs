@@ -133,6 +133,7 @@ mod recovery;
 mod reject;
 mod report;
 mod retention;
+mod retention_plan;
 mod save;
 mod schema;
 mod snapshot;
@@ -164,6 +165,7 @@ pub use memory::MemoryBackend;
 pub use persist::{CodecError, Decoded, MigrationStep, Persist, StepError};
 pub use reject::{RejectKind, RejectReason, Rejection, WalkPast};
 pub use report::{RecoveryReport, RestoredFrom};
+pub use retention_plan::{PlanEntry, RetentionPolicy, RetentionReason, plan_retention};
 pub use save::SaveReceipt;
 pub use schema::{Fingerprint, RkyvFormat};
 pub use snapshot::{

@@ -34,6 +34,7 @@ pub(crate) struct Committed {
     pub(crate) sequence: u64,
     pub(crate) bytes: u64,
     pub(crate) tag: [u8; TAG_LEN],
+    pub(crate) header: Header,
 }
 
 impl Store {
@@ -123,7 +124,7 @@ impl Store {
         envelope::validate_name(name).map_err(SaveError::InvalidName)?;
         let total = (HEADER_LEN + payload.len() + TAG_LEN) as u64;
         let mut attempts = 0;
-        let (sequence, tag) = loop {
+        let (sequence, tag, header) = loop {
             let sequence = match book.next_sequence {
                 Some(seq) => seq,
                 None => Listing::of(self.backend.as_ref(), name)?
@@ -152,7 +153,7 @@ impl Store {
             self.preflight(total)?;
             let key = generation_key(name, sequence);
             match self.write_generation(&key, &header, payload) {
-                Ok(tag) => break (sequence, tag),
+                Ok(tag) => break (sequence, tag, header),
                 Err(SaveError::Backend(BackendError::AlreadyExists { .. })) if attempts < 3 => {
                     tracing::warn!(name, sequence, "generation key taken; listing again");
                     attempts += 1;
@@ -167,6 +168,7 @@ impl Store {
             sequence,
             bytes: total,
             tag,
+            header,
         })
     }
 

@@ -19,6 +19,7 @@ use crate::generation::{self, GenerationInfo, Listing};
 use crate::key::Keyring;
 use crate::reject::WalkPast;
 use crate::retention::Class;
+use crate::retention_plan::RetentionPolicy;
 use crate::snapshot::PinIndex;
 
 /// How a store keeps and writes generations.
@@ -43,9 +44,11 @@ pub struct StoreConfig {
     /// foreign, too new, undecodable or unreadable newest generation stops the load with
     /// [`LoadError::Blocked`](crate::LoadError::Blocked)). Corrupt generations are always walked past.
     pub walk_past: WalkPast,
-    /// How many whole snapshots of each snapshot set to keep (at least 1; default 8). Every
+    /// Which snapshots of each set to keep: the newest `keep_last` whole ones (default 8) plus
+    /// the newest of each hour for `hourly_for` and of each day for `daily_for` (default: no
+    /// buckets; the specification's "7 days of hourly backups" is `hourly_for` = 7 days). Every
     /// generation a kept snapshot references is kept with it.
-    pub retain_snapshots: usize,
+    pub snapshot_retention: RetentionPolicy,
 }
 
 impl Default for StoreConfig {
@@ -56,7 +59,11 @@ impl Default for StoreConfig {
             parallel_sign_threshold: 1 << 20,
             off_site: None,
             walk_past: WalkPast::default(),
-            retain_snapshots: 8,
+            snapshot_retention: RetentionPolicy {
+                keep_last: 8,
+                hourly_for: std::time::Duration::ZERO,
+                daily_for: std::time::Duration::ZERO,
+            },
         }
     }
 }
@@ -96,10 +103,18 @@ impl StoreConfig {
         self
     }
 
-    /// Keeps `n` whole snapshots of each set ([`StoreConfig::retain_snapshots`], at least 1).
+    /// Keeps the newest `n` whole snapshots of each set (at least 1), plus the buckets of
+    /// [`StoreConfig::snapshot_retention`].
     #[must_use]
     pub fn with_retain_snapshots(mut self, n: usize) -> Self {
-        self.retain_snapshots = n.max(1);
+        self.snapshot_retention.keep_last = n.max(1);
+        self
+    }
+
+    /// Snapshot retention by count and buckets ([`StoreConfig::snapshot_retention`]).
+    #[must_use]
+    pub fn with_snapshot_retention(mut self, policy: RetentionPolicy) -> Self {
+        self.snapshot_retention = policy;
         self
     }
 
@@ -120,6 +135,9 @@ pub(crate) struct StateBook {
     /// The last generation a snapshot commit wrote or referenced for this state, with its
     /// payload's digest; cleared by every other save (see `snapshot::commit`).
     pub(crate) last_written: Option<Written>,
+    /// Snapshot manifests of this set found whole, with their headers (for snapshot retention;
+    /// manifests and their members are immutable, so an entry never goes stale).
+    pub(crate) whole: BTreeMap<u64, crate::envelope::Header>,
 }
 
 /// A generation as a snapshot manifest lists it, with its payload's digest.
@@ -182,7 +200,7 @@ impl Store {
     /// A store over `backend`, signing with the ring's current key.
     pub fn new(backend: Box<dyn Backend>, keyring: Keyring, mut config: StoreConfig) -> Self {
         config.retain = config.retain.max(1);
-        config.retain_snapshots = config.retain_snapshots.max(1);
+        config.snapshot_retention.keep_last = config.snapshot_retention.keep_last.max(1);
         Store {
             backend,
             keyring,

@@ -496,3 +496,109 @@ fn a_snapshot_a_newer_release_wrote_blocks_instead_of_silently_falling_back() {
         })
     );
 }
+
+#[test]
+fn snapshot_retention_dry_run_gives_a_reason_for_everything_and_equals_the_real_run() {
+    use persist_core::{RetentionPolicy, RetentionReason};
+    let backend = Arc::new(MemoryBackend::new());
+    // Commits keep 20 snapshots; the plan below keeps 2.
+    let store = store_over(&backend, StoreConfig::default().with_retain_snapshots(20));
+    let spec = spec();
+    let ids: Vec<u64> = (0..6)
+        .map(|step| commit(&store, &spec, step, i64::from(step)).id)
+        .collect();
+    // A corrupt member in the newest snapshot: it is not whole, so it does not count.
+    let newest = store.snapshots("agent_system").unwrap().pop().unwrap();
+    let position = newest
+        .members
+        .iter()
+        .find(|m| m.name == "position")
+        .unwrap();
+    flip_a_byte(&backend, "position", position.sequence);
+
+    let strict = StoreConfig::default().with_snapshot_retention(RetentionPolicy {
+        keep_last: 2,
+        hourly_for: std::time::Duration::ZERO,
+        daily_for: std::time::Duration::ZERO,
+    });
+    let pruning = store_over(&backend, strict);
+    let now = std::time::SystemTime::now();
+    let plan = pruning.plan_snapshot_retention(&spec, now).unwrap();
+    for entry in &plan {
+        println!("{entry}");
+    }
+    assert_eq!(plan.len(), ids.len());
+    let decision = |id: u64| plan.iter().find(|e| e.sequence == id).unwrap();
+    // The newest is not whole but newer than every whole one: kept for inspection.
+    assert!(decision(ids[5]).keep);
+    assert!(matches!(
+        decision(ids[5]).reason,
+        RetentionReason::InvalidButNewest { .. }
+    ));
+    assert!(matches!(
+        decision(ids[4]).reason,
+        RetentionReason::NewestValid
+    ));
+    assert!(matches!(
+        decision(ids[3]).reason,
+        RetentionReason::LastN { rank: 2 }
+    ));
+    for id in &ids[..3] {
+        assert!(!decision(*id).keep);
+        assert!(matches!(
+            decision(*id).reason,
+            RetentionReason::Expired { .. }
+        ));
+    }
+
+    let (deleted, failure) = pruning.apply_snapshot_retention(&spec, &plan);
+    assert!(failure.is_none());
+    let planned: Vec<u64> = plan
+        .iter()
+        .filter(|e| !e.keep)
+        .map(|e| e.sequence)
+        .collect();
+    let mut deleted_sorted = deleted.clone();
+    deleted_sorted.sort_unstable();
+    let mut planned_sorted = planned.clone();
+    planned_sorted.sort_unstable();
+    assert_eq!(
+        deleted_sorted, planned_sorted,
+        "the real run did what the dry run said"
+    );
+    assert_eq!(sequences(&backend, spec.manifest_name()), ids[3..].to_vec());
+    // The newest whole snapshot and the other kept one still restore whole.
+    pruning
+        .load_snapshot_at(&spec, ids[4])
+        .expect("newest whole kept");
+    pruning
+        .load_snapshot_at(&spec, ids[3])
+        .expect("second kept");
+    assert_eq!(
+        pruning.load_snapshot(&spec).unwrap().report.snapshot,
+        Some(ids[4])
+    );
+}
+
+#[test]
+fn after_a_restart_the_first_commit_references_the_unchanged_members() {
+    let backend = Arc::new(MemoryBackend::new());
+    let spec = spec();
+    commit(&store_over(&backend, StoreConfig::default()), &spec, 1, 1);
+    // A new process: restore, then commit with only the position changed.
+    let store = store_over(&backend, StoreConfig::default());
+    let mut restored = store.load_snapshot(&spec).unwrap();
+    let regime = restored.take::<Regime>().unwrap();
+    let exit = restored.take::<ExitAgent>().unwrap();
+    let mut writer = store.snapshot(&spec);
+    writer
+        .add(&regime)
+        .unwrap()
+        .add(&exit)
+        .unwrap()
+        .add(&Position { lots: 2 })
+        .unwrap();
+    let receipt = writer.commit().unwrap();
+    let written: Vec<&str> = receipt.written().map(|m| m.name.as_str()).collect();
+    assert_eq!(written, ["position"]);
+}

@@ -1,4 +1,6 @@
-//! Off-site retention: richer than the local "keep the newest N", and separate from it.
+//! Off-site retention: richer than the local "keep the newest N", and separate from it. The
+//! rules are [`persist_core::plan_retention`]'s (shared with local snapshot retention), plus:
+//! every generation a kept snapshot manifest lists is kept ([`Reason::Referenced`]).
 //!
 //! For each state, generations are verified (tag, header, name, sequence) and ranked newest
 //! first by their signed creation time. A generation is kept if it is
@@ -16,152 +18,15 @@
 //! generation with its decision and reason, and [`apply`] executes exactly that plan, reporting
 //! each delete that failed.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fmt;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use persist_core::format::{MANIFEST_PREFIX, parse_generation_key, snapshot_members};
 use persist_core::{
-    Backend, BackendError, GenerationInfo, Header, Keyring, RejectKind, RejectReason, Store,
-    StoreConfig,
+    Backend, BackendError, GenerationInfo, Header, Keyring, Store, StoreConfig, plan_retention,
 };
-
-/// How many off-site generations to keep.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetentionPolicy {
-    /// The newest valid generations kept unconditionally (at least 1; default 4).
-    pub keep_last: usize,
-    /// Keep the newest generation of each hour for this long (default 24 h).
-    pub hourly_for: Duration,
-    /// Keep the newest generation of each UTC day for this long (default 7 days).
-    pub daily_for: Duration,
-}
-
-impl Default for RetentionPolicy {
-    fn default() -> Self {
-        RetentionPolicy {
-            keep_last: 4,
-            hourly_for: Duration::from_secs(24 * 3600),
-            daily_for: Duration::from_secs(7 * 24 * 3600),
-        }
-    }
-}
-
-/// Why a generation is kept or deleted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reason {
-    /// The newest valid generation: never deleted.
-    NewestValid,
-    /// Among the newest `keep_last` valid ones (rank 1 is the newest).
-    LastN {
-        /// Its rank among valid generations.
-        rank: usize,
-    },
-    /// The newest of its hour (hours since the Unix epoch).
-    Hourly {
-        /// The hour bucket.
-        hour: u64,
-    },
-    /// The newest of its UTC day (days since the Unix epoch).
-    Daily {
-        /// The day bucket.
-        day: u64,
-    },
-    /// Invalid, but newer than every valid generation: kept for inspection.
-    InvalidButNewest {
-        /// Why it is invalid.
-        why: String,
-    },
-    /// Valid, but outside every rule.
-    Expired {
-        /// Its age in seconds.
-        age_secs: u64,
-    },
-    /// Not corrupt, but this program cannot verify it (another key, a newer format): never
-    /// deleted.
-    NotCorrupt {
-        /// What it is (`foreign`, `too new`, …).
-        kind: RejectKind,
-        /// Why it cannot be verified.
-        why: String,
-    },
-    /// Corrupt and older than a valid generation.
-    Invalid {
-        /// Why it is invalid.
-        why: String,
-    },
-    /// Would go by the rules above, but a kept snapshot manifest lists it: a snapshot never
-    /// loses a member off-site while it is kept.
-    Referenced {
-        /// The manifest's key.
-        snapshot: String,
-    },
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::NewestValid => write!(f, "newest valid generation (never deleted)"),
-            Reason::LastN { rank } => write!(f, "one of the last N (rank {rank})"),
-            Reason::Hourly { hour } => write!(f, "newest of hour {}", fmt_time(hour * 3600)),
-            Reason::Daily { day } => write!(f, "newest of day {}", fmt_day(*day)),
-            Reason::InvalidButNewest { why } => {
-                write!(f, "invalid but newer than every valid one, kept: {why}")
-            }
-            Reason::Expired { age_secs } => {
-                write!(
-                    f,
-                    "expired: {age_secs} s old, not newest of a kept hour/day"
-                )
-            }
-            Reason::NotCorrupt { kind, why } => {
-                write!(
-                    f,
-                    "{kind}, not corrupt: never deleted ({}): {why}",
-                    kind.advice()
-                )
-            }
-            Reason::Invalid { why } => write!(f, "corrupt and superseded: {why}"),
-            Reason::Referenced { snapshot } => {
-                write!(
-                    f,
-                    "a kept snapshot references it ({snapshot}): kept with it"
-                )
-            }
-        }
-    }
-}
-
-/// One generation in a retention plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanEntry {
-    /// The state's name.
-    pub name: String,
-    /// The sequence number.
-    pub sequence: u64,
-    /// The key.
-    pub key: String,
-    /// Its signed creation time, if it verified.
-    pub created_at: Option<SystemTime>,
-    /// True to keep, false to delete.
-    pub keep: bool,
-    /// Why.
-    pub reason: Reason,
-}
-
-impl fmt::Display for PlanEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}: {}",
-            if self.keep { "keep  " } else { "delete" },
-            self.name,
-            self.sequence,
-            self.reason
-        )
-    }
-}
+pub use persist_core::{PlanEntry, RetentionPolicy, RetentionReason as Reason};
 
 /// What [`apply`] did.
 #[derive(Debug, Default)]
@@ -240,7 +105,7 @@ impl Pruner {
                 verified.insert(id, header.clone());
                 Ok(header)
             };
-            out.extend(plan_state(
+            out.extend(plan_retention(
                 &name,
                 &generations,
                 &self.policy,
@@ -264,88 +129,6 @@ impl Pruner {
         Ok((plan, report))
     }
 }
-
-fn plan_state(
-    name: &str,
-    newest_first: &[GenerationInfo],
-    policy: &RetentionPolicy,
-    now: SystemTime,
-    verify: &mut dyn FnMut(&GenerationInfo, bool) -> Result<Header, RejectReason>,
-) -> Result<Vec<PlanEntry>, BackendError> {
-    let keep_last = policy.keep_last.max(1);
-    let mut valid_rank = 0usize;
-    let mut hours = BTreeSet::new();
-    let mut days = BTreeSet::new();
-    let mut out = Vec::new();
-    for g in newest_first {
-        let entry = |created_at, keep, reason| PlanEntry {
-            name: name.to_string(),
-            sequence: g.sequence,
-            key: g.key.clone(),
-            created_at,
-            keep,
-            reason,
-        };
-        // Fresh until the newest valid generation is found (see `Pruner`).
-        let header = match verify(g, valid_rank == 0) {
-            Ok(h) => h,
-            // Deleted since the listing (another prune): nothing to decide.
-            Err(RejectReason::Read(BackendError::NotFound { .. })) => continue,
-            // A generation that could not be read may be perfectly valid: no plan is made on
-            // incomplete knowledge, so a network error never turns into a delete.
-            Err(RejectReason::Read(e)) => return Err(e),
-            Err(why) if why.kind() != RejectKind::Corrupt => {
-                let kind = why.kind();
-                out.push(entry(
-                    None,
-                    true,
-                    Reason::NotCorrupt {
-                        kind,
-                        why: why.to_string(),
-                    },
-                ));
-                continue;
-            }
-            Err(why) => {
-                let why = why.to_string();
-                out.push(if valid_rank == 0 {
-                    entry(None, true, Reason::InvalidButNewest { why })
-                } else {
-                    entry(None, false, Reason::Invalid { why })
-                });
-                continue;
-            }
-        };
-        valid_rank += 1;
-        let created = header.created_at();
-        let secs = created
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let age = now.duration_since(created).unwrap_or_default();
-        // The newest generation of a bucket claims it, whatever keeps it.
-        let newest_of_hour = hours.insert(secs / 3600);
-        let newest_of_day = days.insert(secs / 86_400);
-        let (keep, reason) = if valid_rank == 1 {
-            (true, Reason::NewestValid)
-        } else if valid_rank <= keep_last {
-            (true, Reason::LastN { rank: valid_rank })
-        } else if newest_of_hour && age < policy.hourly_for {
-            (true, Reason::Hourly { hour: secs / 3600 })
-        } else if newest_of_day && age < policy.daily_for {
-            (true, Reason::Daily { day: secs / 86_400 })
-        } else {
-            (
-                false,
-                Reason::Expired {
-                    age_secs: age.as_secs(),
-                },
-            )
-        };
-        out.push(entry(Some(created), keep, reason));
-    }
-    Ok(out)
-}
-
 /// Keeps every generation that a kept snapshot manifest lists (read without verification: it
 /// can only keep more). A manifest that cannot be read fails the plan, as any unread generation.
 fn keep_referenced(backend: &dyn Backend, plan: &mut [PlanEntry]) -> Result<(), BackendError> {
@@ -395,95 +178,4 @@ pub fn apply(backend: &dyn Backend, plan: &[PlanEntry]) -> PruneReport {
         }
     }
     report
-}
-
-fn fmt_time(secs: u64) -> String {
-    let at = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string();
-    // `YYYY-MM-DDTHH:MM:SSZ`
-    format!("{} {}:00 UTC", &at[..10], &at[11..13])
-}
-
-/// A day number since the epoch as `YYYY-MM-DD` (UTC).
-fn fmt_day(day: u64) -> String {
-    fmt_time(day.saturating_mul(86_400))[..10].to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use persist_core::EnvelopeError;
-    use persist_core::{Fingerprint, KeyId, RkyvFormat};
-
-    /// Off-site retention deletes a superseded corrupt generation but never one that is only
-    /// foreign (another key's) or too new, however old: they may be authentic state.
-    #[test]
-    fn only_corrupt_generations_are_deleted_off_site() {
-        let info = |sequence| GenerationInfo {
-            sequence,
-            key: persist_core::format::generation_key("s", sequence),
-            size: 0,
-        };
-        let newest_first: Vec<GenerationInfo> = (1..=5).rev().map(info).collect();
-        let header = |sequence| Header {
-            key_id: KeyId([1; 8]),
-            name: "s".into(),
-            schema_version: 1,
-            fingerprint: Fingerprint([0; 32]),
-            rkyv_format: RkyvFormat::CURRENT,
-            sequence,
-            created_at_nanos: 0,
-            payload_len: 0,
-        };
-        let mut verify = |g: &GenerationInfo, _fresh: bool| match g.sequence {
-            5 | 4 => Ok(header(g.sequence)),
-            3 => Err(RejectReason::Envelope(EnvelopeError::UnknownKey(KeyId(
-                [9; 8],
-            )))),
-            2 => Err(RejectReason::Envelope(EnvelopeError::FutureVersion {
-                found: 9,
-                newest_known: 1,
-            })),
-            _ => Err(RejectReason::Envelope(EnvelopeError::BadTag)),
-        };
-        let policy = RetentionPolicy {
-            keep_last: 1,
-            hourly_for: Duration::ZERO,
-            daily_for: Duration::ZERO,
-        };
-        let plan = plan_state("s", &newest_first, &policy, UNIX_EPOCH, &mut verify).unwrap();
-        let decision = |seq: u64| {
-            let e = plan.iter().find(|e| e.sequence == seq).expect("planned");
-            (e.keep, e.reason.clone())
-        };
-        assert_eq!(decision(5), (true, Reason::NewestValid));
-        assert!(matches!(decision(4), (false, Reason::Expired { .. })));
-        assert!(matches!(
-            decision(3),
-            (
-                true,
-                Reason::NotCorrupt {
-                    kind: RejectKind::Foreign,
-                    ..
-                }
-            )
-        ));
-        assert!(matches!(
-            decision(2),
-            (
-                true,
-                Reason::NotCorrupt {
-                    kind: RejectKind::TooNew,
-                    ..
-                }
-            )
-        ));
-        assert!(matches!(decision(1), (false, Reason::Invalid { .. })));
-    }
-
-    #[test]
-    fn days_format_as_dates() {
-        assert_eq!(fmt_day(0), "1970-01-01");
-        assert_eq!(fmt_day(19_723), "2024-01-01");
-        assert_eq!(fmt_day(11_016), "2000-02-29");
-    }
 }

@@ -1,21 +1,18 @@
 //! Committing a snapshot: members first, each durable (or referenced when unchanged), then the
 //! manifest; then snapshot retention and the members' own retention.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::backend::BackendError;
 use crate::codec;
 use crate::encoded::Encoded;
 use crate::envelope::{self, TAG_LEN};
-use crate::generation::{GenerationInfo, generation_key};
+use crate::generation::generation_key;
 use crate::persist::Persist;
-use crate::reject::RejectReason;
-use crate::retention;
 use crate::store::{Store, Written};
 
 use super::error::SnapshotError;
 use super::manifest::{Manifest, ManifestMember};
-use super::restore::{check_members, open_manifest};
 use super::spec::SnapshotSpec;
 
 /// Collects the members of one snapshot from borrowed values, then commits them
@@ -224,6 +221,10 @@ impl Store {
             &payload,
         )?;
         bytes_written += committed.bytes;
+        // Written just now, after every member: whole (snapshot retention need not re-read it).
+        manifest_book
+            .whole
+            .insert(committed.sequence, committed.header.clone());
         let key = generation_key(spec.manifest_name(), committed.sequence);
         // The snapshot is durable: its members are pinned from now on.
         let pinned = self.with_pins(|pins| pins.insert(key, &manifest));
@@ -246,7 +247,18 @@ impl Store {
             receipt.retention_errors.push(e.to_string());
             return Ok(receipt);
         }
-        self.retain_snapshots(spec, &mut manifest_book.known, &mut receipt);
+        // Snapshot retention takes the set's book itself.
+        drop(manifest_book);
+        match self.plan_snapshot_retention(spec, std::time::SystemTime::now()) {
+            Ok(plan) => {
+                let (deleted, failure) = self.apply_snapshot_retention(spec, &plan);
+                receipt.deleted_snapshots = deleted;
+                receipt
+                    .retention_errors
+                    .extend(failure.map(|e| e.to_string()));
+            }
+            Err(e) => receipt.retention_errors.push(e.to_string()),
+        }
         for member in spec.member_specs() {
             let book = self.book(member.name());
             let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
@@ -301,38 +313,5 @@ impl Store {
         };
         book.last_written = Some(written);
         Ok((written, true))
-    }
-
-    /// Keeps the newest `retain_snapshots` whole snapshots of the set and what is not corrupt;
-    /// deletes older whole or corrupt manifests and unpins their members.
-    fn retain_snapshots(
-        &self,
-        spec: &SnapshotSpec,
-        known: &mut BTreeMap<u64, retention::Class>,
-        receipt: &mut SnapshotReceipt,
-    ) {
-        let backend = self.backend.as_ref();
-        let mut checked_members = HashSet::new();
-        let mut check = |g: &GenerationInfo| -> Result<(), RejectReason> {
-            let (_, manifest) = open_manifest(self, spec, g)?;
-            check_members(self, spec, &manifest, &mut checked_members)
-        };
-        let (deleted, failure) = retention::apply(
-            backend,
-            spec.manifest_name(),
-            self.config.retain_snapshots,
-            &BTreeSet::new(),
-            known,
-            &mut check,
-        );
-        let _ = self.with_pins(|pins| {
-            for id in &deleted {
-                pins.remove(&generation_key(spec.manifest_name(), *id));
-            }
-        });
-        receipt.deleted_snapshots = deleted;
-        receipt
-            .retention_errors
-            .extend(failure.map(|e| e.to_string()));
     }
 }

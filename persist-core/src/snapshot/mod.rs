@@ -13,9 +13,10 @@
 //!
 //! - A member generation that any manifest references is never deleted by the state's own
 //!   retention ([`PinIndex`]); it goes only after every manifest referencing it is gone.
-//! - Snapshot retention keeps the newest [`crate::StoreConfig::retain_snapshots`] *whole*
-//!   snapshots (manifest and every member check as a load would), so the newest whole one is
-//!   never deleted; it deletes only whole or corrupt ones older than those.
+//! - Snapshot retention ([`crate::StoreConfig::snapshot_retention`]: a count plus hourly and
+//!   daily buckets) counts only *whole* snapshots (manifest and every member check as a load
+//!   would), so the newest whole one is never deleted; it deletes only whole or corrupt ones
+//!   older than those kept, and has a dry run with a reason for each decision.
 //! - Loading restores the newest whole snapshot. A snapshot with a corrupt manifest or member is
 //!   walked past to an older whole one; one whose manifest or member is authentic but unusable
 //!   here (another key, a newer release, a failing migration) stops the load, as for a single
@@ -28,6 +29,7 @@ mod manifest;
 mod pins;
 mod report;
 mod restore;
+mod retention;
 mod spec;
 
 pub use commit::{MemberReceipt, SnapshotReceipt, SnapshotWriter};

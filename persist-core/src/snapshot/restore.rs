@@ -7,13 +7,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::backend::BackendError;
 use crate::check::{check_generation, open_generation};
 use crate::codec;
-use crate::envelope::{Header, TAG_LEN};
+use crate::envelope::{self, Header, TAG_LEN};
 use crate::error::LoadError;
 use crate::generation::{GenerationInfo, fetch, generation_key};
 use crate::persist::{Decoded, Persist};
 use crate::recovery::walk_back;
 use crate::reject::{RejectReason, Rejection};
-use crate::store::Store;
+use crate::store::{Store, Written};
 
 use super::error::SnapshotError;
 use super::manifest::{Manifest, ManifestMember};
@@ -47,6 +47,9 @@ struct Whole {
     header: Header,
     values: HashMap<&'static str, Box<dyn Any + Send>>,
     members: Vec<MemberReport>,
+    /// Each restored member's generation with its payload's digest, so the next commit
+    /// references a member that did not change since (even after a restart).
+    written: Vec<(&'static str, Written)>,
 }
 
 impl Store {
@@ -203,6 +206,11 @@ impl Store {
         if !report.rejected.is_empty() || !report.is_complete() {
             tracing::warn!(%report, "restored an older or partial snapshot");
         }
+        for (name, written) in whole.written {
+            let book = self.book(name);
+            let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
+            book.last_written = Some(written);
+        }
         RestoredSnapshot {
             report,
             values: whole.values,
@@ -219,6 +227,7 @@ impl Store {
         let (header, manifest) = open_manifest(self, spec, g)?;
         let mut values = HashMap::new();
         let mut members = Vec::new();
+        let mut written = Vec::new();
         let mut absent: BTreeSet<&str> = BTreeSet::new();
         for member in spec.member_specs() {
             if let Some(dep) = member.depends_on.iter().find(|d| absent.contains(**d)) {
@@ -261,6 +270,18 @@ impl Store {
             }
             let decoded = (member.load)(member_header.schema_version, payload)
                 .map_err(|e| wrap(RejectReason::Codec(e)))?;
+            if decoded.migrations.is_empty() {
+                written.push((
+                    member.name(),
+                    Written {
+                        sequence: listed.sequence,
+                        schema_version: listed.schema_version,
+                        fingerprint: listed.fingerprint(),
+                        tag: listed.tag,
+                        digest: envelope::payload_digest(payload),
+                    },
+                ));
+            }
             values.insert(member.name(), decoded.value);
             members.push(MemberReport {
                 name: member.name().to_string(),
@@ -277,6 +298,7 @@ impl Store {
             header,
             values,
             members,
+            written,
         })
     }
 }
