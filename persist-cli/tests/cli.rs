@@ -811,10 +811,17 @@ fn demo_schemas_commits_snapshots_that_snapshots_status_verify_and_list_report()
             .stdout
             .contains("agent_system (4 snapshots; newest whole: 4)")
             && listed.stdout.contains("<- newest whole")
-            && listed.stdout.contains("after entry_agent"),
+            && listed.stdout.contains("after entry_agent")
+            // An older snapshot shows what differs from the one above it.
+            && listed
+                .stdout
+                .contains("as snapshot 2, except position generation 1 (v2)"),
         "{}",
         listed.stdout
     );
+    let all = persist_run(&["snapshots", s(&store), "--key", s(&key), "--all-members"]);
+    all.assert_code(0);
+    assert_eq!(all.stdout.matches("mdp_es ").count(), 4, "{}", all.stdout);
     let json = persist_run(&["snapshots", s(&store), "--key", s(&key), "--json"]);
     json.assert_code(0);
     let json = json.json();
@@ -839,7 +846,7 @@ fn demo_schemas_commits_snapshots_that_snapshots_status_verify_and_list_report()
     let status = persist_run(&["status", s(&store), "--key", s(&key)]);
     status.assert_code(0);
     assert!(
-        status.stdout.contains("newest whole snapshot 4 from")
+        status.stdout.contains("newest whole snapshot 4, committed")
             && status.stdout.contains("data-loss window")
             && status.stdout.contains("4 snapshots kept")
             && status.stdout.contains("read from outside"),

@@ -33,6 +33,10 @@ pub struct Args {
     /// Print machine-readable JSON.
     #[arg(long)]
     json: bool,
+    /// List every snapshot's members in full (by default an older snapshot shows only the
+    /// members that differ from the newer one listed above it).
+    #[arg(long)]
+    all_members: bool,
 }
 
 /// The snapshot sets of a store.
@@ -238,12 +242,12 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
         )?;
     }
     for set in &listing.sets {
-        print_set(set, out)?;
+        print_set(set, args.all_members, out)?;
     }
     Ok(status)
 }
 
-fn print_set(set: &SetListing, out: &mut dyn Write) -> Result<(), CliError> {
+fn print_set(set: &SetListing, all_members: bool, out: &mut dyn Write) -> Result<(), CliError> {
     let n = set.snapshots.len();
     outln!(
         out,
@@ -253,6 +257,7 @@ fn print_set(set: &SetListing, out: &mut dyn Write) -> Result<(), CliError> {
         set.newest_whole
             .map_or("none".to_string(), |id| id.to_string())
     )?;
+    let mut newer: Option<&SnapshotListing> = None;
     for s in set.snapshots.iter().rev() {
         let verdict = match (&s.problem, s.walked_past()) {
             (None, _) if s.newest_whole => "whole  <- newest whole: a load restores it".to_string(),
@@ -270,6 +275,47 @@ fn print_set(set: &SetListing, out: &mut dyn Write) -> Result<(), CliError> {
             s.created_at.as_deref().unwrap_or("-"),
             s.age()
         )?;
+        // The same members as the newer snapshot listed above (by name, in order), most of
+        // them the same generations: only what differs.
+        let same_names = |n: &SnapshotListing| {
+            n.members.len() == s.members.len()
+                && n.members
+                    .iter()
+                    .zip(&s.members)
+                    .all(|(a, b)| a.name == b.name)
+        };
+        let diff = newer
+            .filter(|n| !all_members && !s.members.is_empty() && same_names(n))
+            .map(|n| {
+                let changed: Vec<String> = n
+                    .members
+                    .iter()
+                    .zip(&s.members)
+                    .filter(|(a, b)| {
+                        (a.generation, a.schema_version) != (b.generation, b.schema_version)
+                    })
+                    .map(|(_, b)| {
+                        format!(
+                            "{} generation {} (v{})",
+                            b.name, b.generation, b.schema_version
+                        )
+                    })
+                    .collect();
+                (n.id, changed)
+            })
+            .filter(|(_, changed)| changed.len() * 2 <= s.members.len());
+        if let Some((id, changed)) = diff {
+            if changed.is_empty() {
+                outln!(out, "    the same members as snapshot {id}")?;
+            } else {
+                outln!(out, "    as snapshot {id}, except {}", changed.join(", "))?;
+            }
+            newer = Some(s);
+            continue;
+        }
+        if !s.members.is_empty() {
+            newer = Some(s);
+        }
         for m in &s.members {
             let after = if m.depends_on.is_empty() {
                 String::new()

@@ -138,7 +138,7 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     for (l, s) in sets.iter().zip(&status.sets) {
         let whole = match l.newest_whole.and_then(|id| l.get(id)) {
             Some(w) => format!(
-                "newest whole snapshot {} from {} ago ({}): the data-loss window if the \
+                "newest whole snapshot {}, committed {} ago ({}): the data-loss window if the \
                  program stopped now",
                 w.id,
                 w.age(),
