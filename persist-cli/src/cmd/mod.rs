@@ -46,12 +46,19 @@ pub enum Command {
     /// Check that every state's newest generation and every snapshot set's newest snapshot
     /// verify (exit 1 if not).
     Verify(verify::Args),
-    /// List every snapshot set's snapshots: id, age, members, whether each is whole (exit 1 if
-    /// a set's newest snapshot is not).
+    /// List every snapshot set's snapshots: id, age, members, whether each is whole
+    ///
+    /// Whole means the manifest and every member's envelope verify (tag, name, generation); the
+    /// newest whole snapshot is what a load restores. Exit 1 if a set's newest snapshot is not
+    /// whole.
     Snapshots(snapshots::Args),
-    /// Per snapshot set, the newest whole snapshot and its age (the data-loss window), and the
-    /// store's bytes on disk. Reads the store from outside: pending background saves and the
-    /// next policy save are in the running program's Checkpointer status.
+    /// Per snapshot set, the newest whole snapshot and its age; bytes on disk (read from outside)
+    ///
+    /// Per snapshot set: the newest whole snapshot's id and age (the data-loss window if the
+    /// program stopped now) and the number of snapshots kept; and the store's bytes on disk, per
+    /// state and in total. It reads the store from outside: what only the running program knows
+    /// (pending background saves, when its policy saves next, its last error) is in its
+    /// Checkpointer's status. Exit 1 if a set's newest snapshot is not whole.
     Status(status::Args),
     /// Copy every generation of a store directory missing off-site to s3://bucket/prefix.
     Push(push::Args),
