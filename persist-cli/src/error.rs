@@ -134,6 +134,50 @@ pub enum CliError {
         /// Deletes planned.
         planned: usize,
     },
+    /// `restore --snapshot` found no snapshot set, or not the one named.
+    #[error(
+        "{} in {location}{}",
+        wanted.as_ref().map_or("no snapshot set".to_string(), |w| format!("no snapshot set {w}")),
+        if sets.is_empty() { String::new() } else { format!(" (it has: {})", sets.join(", ")) }
+    )]
+    NoSnapshotSet {
+        /// Where.
+        location: String,
+        /// The set asked for.
+        wanted: Option<String>,
+        /// The sets there are.
+        sets: Vec<String>,
+    },
+    /// `restore --snapshot` found several sets and no `--set`.
+    #[error("several snapshot sets in {location} ({}): choose one with --set NAME", sets.join(", "))]
+    AmbiguousSnapshotSet {
+        /// Where.
+        location: String,
+        /// The sets there are.
+        sets: Vec<String>,
+    },
+    /// `restore --state` named a snapshot set's manifests.
+    #[error(
+        "snapshot.{set} holds the manifests of snapshot set {set}: restore a whole snapshot with \
+         --snapshot ID|newest --set {set}"
+    )]
+    ManifestState {
+        /// The set.
+        set: String,
+    },
+    /// A snapshot set's definition is invalid (a cycle, an unknown dependency).
+    #[error("invalid snapshot set definition")]
+    Spec(#[source] persist_core::SpecError),
+    /// The demo could not restore or commit its snapshot set.
+    #[error("cannot {op} snapshot set {set}")]
+    Snapshot {
+        /// `restore` or `commit`.
+        op: &'static str,
+        /// The set.
+        set: String,
+        /// Why.
+        source: Box<persist_core::SnapshotError>,
+    },
     /// `restore` was asked for a generation without naming the state.
     #[error("--generation needs --state")]
     GenerationWithoutState,

@@ -1,5 +1,6 @@
 //! The `persist` command-line tool as a library: make a key, run the demo agent, and list,
-//! inspect and verify generations, and push, restore and prune off-site copies on S3.
+//! inspect and verify generations, list snapshot sets' snapshots and a store's status, and
+//! push, restore (a generation or a whole snapshot) and prune off-site copies on S3.
 //!
 //! The `persist` binary is [`main`] with our users' schemas. A downstream crate builds its own
 //! `persist` binary, whose `verify` decodes *its* states (matched by name and layout

@@ -733,3 +733,352 @@ fn verify_decodes_the_states_this_build_knows() {
         theirs.stdout
     );
 }
+
+/// Runs the demo with `--schemas` in `dir`: a snapshot of the nine users' states at each save.
+fn demo_schemas(dir: &Path, steps: u64, every: u64, extra: &[&str]) -> Run {
+    let steps = steps.to_string();
+    let every = every.to_string();
+    let mut args = vec![
+        "demo",
+        "--dir",
+        s(dir),
+        "--steps",
+        &steps,
+        "--save-every",
+        &every,
+        "--schemas",
+    ];
+    args.extend_from_slice(extra);
+    persist_run(&args)
+}
+
+/// The total size of every generation file under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            total += bytes_under(&path);
+        } else if path.extension().is_some_and(|e| e == "pst") {
+            total += fs::metadata(&path).unwrap().len();
+        }
+    }
+    total
+}
+
+#[test]
+fn demo_schemas_commits_snapshots_that_snapshots_status_verify_and_list_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = demo_schemas(dir.path(), 200, 100, &[]);
+    first.assert_code(0);
+    let text = &first.stdout;
+    assert!(
+        text.contains("snapshot set agent_system") && text.contains("no snapshot yet"),
+        "{text}"
+    );
+    assert!(
+        text.contains("committed snapshot 1 of agent_system: 9 members written, 0 unchanged"),
+        "{text}"
+    );
+    // Only the position moved: the other eight members are referenced.
+    assert!(
+        text.contains(
+            "committed snapshot 2 of agent_system: 1 member written, 8 unchanged and referenced"
+        ),
+        "{text}"
+    );
+    let second = demo_schemas(dir.path(), 200, 100, &[]);
+    second.assert_code(0);
+    assert!(
+        second.stdout.contains("resumed from snapshot 2"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second
+            .stdout
+            .contains("committed snapshot 4 of agent_system: 1 member written"),
+        "{}",
+        second.stdout
+    );
+    let (store, key) = store_and_key(dir.path());
+
+    // persist snapshots
+    let listed = persist_run(&["snapshots", s(&store), "--key", s(&key)]);
+    listed.assert_code(0);
+    assert!(
+        listed
+            .stdout
+            .contains("agent_system (4 snapshots; newest whole: 4)")
+            && listed.stdout.contains("<- newest whole")
+            && listed.stdout.contains("after entry_agent")
+            // An older snapshot shows what differs from the one above it.
+            && listed
+                .stdout
+                .contains("as snapshot 2, except position generation 1 (v2)"),
+        "{}",
+        listed.stdout
+    );
+    let all = persist_run(&["snapshots", s(&store), "--key", s(&key), "--all-members"]);
+    all.assert_code(0);
+    assert_eq!(all.stdout.matches("mdp_es ").count(), 4, "{}", all.stdout);
+    let json = persist_run(&["snapshots", s(&store), "--key", s(&key), "--json"]);
+    json.assert_code(0);
+    let json = json.json();
+    assert_eq!(json["ok"], true);
+    let set = &json["sets"][0];
+    assert_eq!(set["set"], "agent_system");
+    assert_eq!(set["newest_whole"], 4);
+    let snaps = set["snapshots"].as_array().unwrap();
+    assert_eq!(snaps.len(), 4);
+    assert!(snaps.iter().all(|s| s["whole"] == true), "{set}");
+    assert_eq!(snaps[3]["newest_whole"], true);
+    assert!(snaps[3]["created_at"].as_str().unwrap().ends_with('Z'));
+    let members = snaps[3]["members"].as_array().unwrap();
+    assert_eq!(members.len(), 9);
+    let position = members.iter().find(|m| m["name"] == "position").unwrap();
+    assert_eq!(position["schema_version"], 2);
+    let position_generation = position["generation"].as_u64().unwrap();
+    let exit = members.iter().find(|m| m["name"] == "exit_agent").unwrap();
+    assert_eq!(exit["depends_on"][0], "entry_agent");
+
+    // persist status
+    let status = persist_run(&["status", s(&store), "--key", s(&key)]);
+    status.assert_code(0);
+    assert!(
+        status.stdout.contains("newest whole snapshot 4, committed")
+            && status.stdout.contains("data-loss window")
+            && status.stdout.contains("4 snapshots kept")
+            && status.stdout.contains("read from outside"),
+        "{}",
+        status.stdout
+    );
+    let status = persist_run(&["status", s(&store), "--key", s(&key), "--json"]).json();
+    assert_eq!(status["sets"][0]["newest_whole"], 4);
+    assert!(status["sets"][0]["newest_whole_age_seconds"].is_u64());
+    assert_eq!(status["bytes_total"], bytes_under(&store));
+    let states = status["states"].as_array().unwrap();
+    let manifests = states
+        .iter()
+        .find(|s| s["name"] == "snapshot.agent_system")
+        .unwrap();
+    assert_eq!(manifests["generations"], 4);
+    let summed: u64 = states.iter().map(|s| s["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(summed, bytes_under(&store));
+
+    // persist verify: the manifests are verified with their set, not as a state.
+    let verify = persist_run(&["verify", s(&store), "--key", s(&key)]);
+    verify.assert_code(0);
+    assert!(
+        verify
+            .stdout
+            .contains("snapshot set agent_system: ok (newest snapshot 4 is whole")
+            && verify
+                .stdout
+                .contains("OK: 10 of 10 states and 1 of 1 snapshot set verified")
+            && !verify.stdout.contains("snapshot.agent_system"),
+        "{}",
+        verify.stdout
+    );
+    let vjson = persist_run(&["verify", s(&store), "--key", s(&key), "--json"]).json();
+    assert_eq!(vjson["snapshots"][0]["ok"], true);
+    assert_eq!(vjson["snapshots"][0]["newest_whole"], 4);
+    assert!(
+        vjson["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| !s["name"].as_str().unwrap().starts_with("snapshot.")),
+        "{vjson}"
+    );
+
+    // persist list shows the manifests under their set.
+    let list = persist_run(&["list", s(&store), "--key", s(&key), "--json"]);
+    list.assert_code(0);
+    let list = list.json();
+    assert_eq!(list["states"].as_array().unwrap().len(), 10);
+    assert_eq!(list["snapshot_sets"][0]["name"], "agent_system");
+    assert_eq!(
+        list["snapshot_sets"][0]["generations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let text = persist_run(&["list", s(&store), "--key", s(&key)]);
+    assert!(
+        text.stdout.contains("store ") && text.stdout.contains(": 10 states"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains("snapshot set agent_system (4 manifests"),
+        "{}",
+        text.stdout
+    );
+
+    // A corrupt member of the newest snapshot: it is not whole, a load falls back to 3.
+    flip_byte(
+        &store.join(format!("position/{position_generation:020}.pst")),
+        100,
+    );
+    let listed = persist_run(&["snapshots", s(&store), "--key", s(&key)]);
+    listed.assert_code(1);
+    assert!(
+        listed.stdout.contains("snapshot 4")
+            && listed.stdout.contains("NOT WHOLE (corrupt)")
+            && listed.stdout.contains("member position")
+            && listed.stdout.contains("a load falls back to snapshot 3"),
+        "{}",
+        listed.stdout
+    );
+    let json = persist_run(&["snapshots", s(&store), "--key", s(&key), "--json"]);
+    json.assert_code(1);
+    let json = json.json();
+    let set = &json["sets"][0];
+    assert_eq!(set["ok"], false);
+    assert_eq!(set["newest"], 4);
+    assert_eq!(set["newest_whole"], 3);
+    assert_eq!(set["snapshots"][3]["whole"], false);
+    assert_eq!(set["snapshots"][3]["kind"], "corrupt");
+    assert!(
+        set["snapshots"][3]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("member position"),
+        "{set}"
+    );
+    let verify = persist_run(&["verify", s(&store), "--key", s(&key)]);
+    verify.assert_code(1);
+    assert!(
+        verify.stdout.contains("snapshot set agent_system: FAILED")
+            && verify
+                .stdout
+                .contains("newest snapshot 4 is not whole [corrupt]: member position")
+            && verify.stdout.contains("a load falls back to snapshot 3"),
+        "{}",
+        verify.stdout
+    );
+    let vjson = persist_run(&["verify", s(&store), "--key", s(&key), "--json"]).json();
+    assert_eq!(vjson["snapshots"][0]["ok"], false);
+    assert_eq!(vjson["snapshots"][0]["newest_whole"], 3);
+    let status = persist_run(&["status", s(&store), "--key", s(&key)]);
+    status.assert_code(1);
+    assert!(
+        status.stdout.contains("newest whole snapshot 3")
+            && status.stdout.contains("FAILED: newest snapshot 4"),
+        "{}",
+        status.stdout
+    );
+
+    // The demo resumes from the newest whole snapshot, and says what it passed over.
+    let third = demo_schemas(dir.path(), 100, 100, &[]);
+    third.assert_code(0);
+    assert!(
+        third.stdout.contains("resumed from snapshot 3")
+            && third.stdout.contains("passed over snapshot")
+            && third.stdout.contains("member position"),
+        "{}",
+        third.stdout
+    );
+}
+
+#[test]
+fn demo_schemas_never_starts_fresh_when_no_snapshot_is_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_schemas(dir.path(), 100, 100, &[]).assert_code(0);
+    let (store, key) = store_and_key(dir.path());
+    let manifest = store.join("snapshot.agent_system/00000000000000000001.pst");
+    flip_byte(&manifest, 60);
+    let snapshots = persist_run(&["snapshots", s(&store), "--key", s(&key)]);
+    snapshots.assert_code(1);
+    assert!(
+        snapshots.stdout.contains("newest whole: none")
+            && snapshots
+                .stdout
+                .contains("no whole snapshot left: a load of the set fails"),
+        "{}",
+        snapshots.stdout
+    );
+    let refused = demo_schemas(dir.path(), 100, 100, &[]);
+    refused.assert_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("cannot restore snapshot set agent_system"),
+        "{}",
+        refused.stderr
+    );
+    assert!(manifest.exists(), "the corrupt manifest is kept");
+    let forced = demo_schemas(dir.path(), 100, 100, &["--fresh"]);
+    forced.assert_code(0);
+    assert!(
+        forced.stdout.contains("--fresh: starting fresh")
+            && forced
+                .stdout
+                .contains("committed snapshot 2 of agent_system: 9 members written"),
+        "{}",
+        forced.stdout
+    );
+}
+
+#[test]
+fn snapshots_and_status_of_a_store_without_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 200, 100);
+    let (store, key) = store_and_key(dir.path());
+    let listed = persist_run(&["snapshots", s(&store), "--key", s(&key)]);
+    listed.assert_code(0);
+    assert!(
+        listed.stdout.contains("0 snapshot sets") && listed.stdout.contains("no snapshot found"),
+        "{}",
+        listed.stdout
+    );
+    let status = persist_run(&["status", s(&store), "--key", s(&key), "--json"]);
+    status.assert_code(0);
+    let json = status.json();
+    assert_eq!(json["sets"].as_array().unwrap().len(), 0);
+    assert_eq!(json["bytes_total"], bytes_under(&store));
+    let verify = persist_run(&["verify", s(&store), "--key", s(&key), "--json"]);
+    verify.assert_code(0);
+    assert_eq!(verify.json()["snapshots"].as_array().unwrap().len(), 0);
+    // Usage errors of the new commands and options exit 2.
+    persist_run(&["snapshots"]).assert_code(2);
+    persist_run(&["status", s(&store), "--bogus"]).assert_code(2);
+    let key_arg = ["--key", s(&key)];
+    for args in [
+        &[
+            "restore",
+            "--from",
+            "s3://b/p",
+            "--to",
+            "x",
+            "--snapshot",
+            "latest",
+        ][..],
+        &[
+            "restore",
+            "--from",
+            "s3://b/p",
+            "--to",
+            "x",
+            "--set",
+            "agent_system",
+        ][..],
+        &[
+            "restore",
+            "--from",
+            "s3://b/p",
+            "--to",
+            "x",
+            "--snapshot",
+            "1",
+            "--state",
+            "q",
+        ][..],
+    ] {
+        let r = run(persist().args(args).args(key_arg));
+        r.assert_code(2);
+    }
+}

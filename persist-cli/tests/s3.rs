@@ -401,3 +401,254 @@ fn without_ages(lines: &[&str]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The generation files of every state in the store `dir`, as (state/file, bytes), sorted.
+fn all_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for state in fs::read_dir(dir).unwrap() {
+        let state = state.unwrap().path();
+        if !state.is_dir() {
+            continue;
+        }
+        for file in fs::read_dir(&state).unwrap() {
+            let p = file.unwrap().path();
+            if p.extension().is_some_and(|e| e == "pst") {
+                out.push((
+                    format!(
+                        "{}/{}",
+                        state.file_name().unwrap().to_string_lossy(),
+                        p.file_name().unwrap().to_string_lossy()
+                    ),
+                    fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn restore_a_whole_snapshot_after_the_local_store_is_wiped() {
+    let Some(server) = server("restore_a_whole_snapshot_after_the_local_store_is_wiped") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("persist.key");
+    let state = tmp.path().join("state");
+    // Three snapshots of the nine users' states (the first writes nine members, the others
+    // only the position).
+    server
+        .persist(
+            &key,
+            &[
+                "demo",
+                "--dir",
+                s(tmp.path()),
+                "--steps",
+                "300",
+                "--save-every",
+                "100",
+                "--schemas",
+            ],
+        )
+        .assert_code(0);
+    let snapshots = server.persist(&key, &["snapshots", s(&state), "--json"]);
+    snapshots.assert_code(0);
+    let json = snapshots.json();
+    let snaps = json["sets"][0]["snapshots"].as_array().unwrap().clone();
+    assert_eq!(snaps.len(), 3);
+    let members = |i: usize| -> Vec<String> {
+        snaps[i]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}/{:020}.pst",
+                    m["name"].as_str().unwrap(),
+                    m["generation"].as_u64().unwrap()
+                )
+            })
+            .collect()
+    };
+    // Corrupt the newest snapshot's position before pushing: off-site, snapshot 3 is not whole.
+    let newest_position = members(2)
+        .into_iter()
+        .find(|k| k.starts_with("position/"))
+        .unwrap();
+    let mut bytes = fs::read(state.join(&newest_position)).unwrap();
+    bytes[100] ^= 1;
+    fs::write(state.join(&newest_position), bytes).unwrap();
+    let before = all_files(&state);
+
+    let url = format!("s3://{}/agents/system", server.bucket("snap"));
+    server
+        .persist(&key, &["push", s(&state), "--to", &url])
+        .assert_code(0);
+    let remote = server.persist(&key, &["snapshots", &url]);
+    remote.assert_code(1);
+    assert!(
+        remote.stdout.contains("member position") && remote.stdout.contains("newest whole: 2"),
+        "{}",
+        remote.stdout
+    );
+    let status = server.persist(&key, &["status", &url, "--json"]);
+    status.assert_code(1);
+    assert_eq!(status.json()["sets"][0]["newest_whole"], 2);
+
+    // The disk dies.
+    fs::remove_dir_all(&state).unwrap();
+
+    // Snapshot 3 is refused, naming the member; nothing is written.
+    let refused = server.persist(
+        &key,
+        &[
+            "restore",
+            "--from",
+            &url,
+            "--to",
+            s(&state),
+            "--snapshot",
+            "3",
+        ],
+    );
+    refused.assert_code(1);
+    assert!(
+        refused
+            .stdout
+            .contains("snapshot 3 of agent_system is not whole [corrupt]: member position"),
+        "{}",
+        refused.stdout
+    );
+    assert!(!state.exists() || all_files(&state).is_empty());
+    let missing = server.persist(
+        &key,
+        &[
+            "restore",
+            "--from",
+            &url,
+            "--to",
+            s(&state),
+            "--snapshot",
+            "9",
+        ],
+    );
+    missing.assert_code(1);
+    assert!(
+        missing.stdout.contains("no snapshot 9"),
+        "{}",
+        missing.stdout
+    );
+    let no_set = server.persist(
+        &key,
+        &[
+            "restore",
+            "--from",
+            &url,
+            "--to",
+            s(&state),
+            "--snapshot",
+            "newest",
+            "--set",
+            "nope",
+        ],
+    );
+    no_set.assert_code(2);
+    assert!(
+        no_set.stderr.contains("no snapshot set nope") && no_set.stderr.contains("agent_system"),
+        "{}",
+        no_set.stderr
+    );
+
+    // `newest` passes over snapshot 3 to 2, the newest whole one, byte for byte.
+    let restored = server.persist(
+        &key,
+        &[
+            "restore",
+            "--from",
+            &url,
+            "--to",
+            s(&state),
+            "--snapshot",
+            "newest",
+        ],
+    );
+    restored.assert_code(0);
+    assert!(
+        restored.stdout.contains("skipped snapshot 3")
+            && restored
+                .stdout
+                .contains("restored snapshot 2 of agent_system")
+            && restored.stdout.contains("whole in"),
+        "{}",
+        restored.stdout
+    );
+    let mut expected: Vec<(String, Vec<u8>)> = before
+        .iter()
+        .filter(|(k, _)| {
+            members(1).contains(k) || k == "snapshot.agent_system/00000000000000000002.pst"
+        })
+        .cloned()
+        .collect();
+    expected.sort();
+    assert_eq!(all_files(&state).len(), 10);
+    assert_eq!(all_files(&state), expected);
+    let local = server.persist(&key, &["snapshots", s(&state), "--json"]);
+    local.assert_code(0);
+    assert_eq!(local.json()["sets"][0]["newest_whole"], 2);
+    // Again: already there, nothing copied.
+    let again = server.persist(
+        &key,
+        &[
+            "restore",
+            "--from",
+            &url,
+            "--to",
+            s(&state),
+            "--snapshot",
+            "2",
+        ],
+    );
+    again.assert_code(0);
+    assert!(
+        again
+            .stdout
+            .contains("0 objects (0 bytes) copied, 10 already there"),
+        "{}",
+        again.stdout
+    );
+    // The demo resumes from it.
+    let resumed = server.persist(
+        &key,
+        &[
+            "demo",
+            "--dir",
+            s(tmp.path()),
+            "--steps",
+            "100",
+            "--save-every",
+            "100",
+            "--schemas",
+        ],
+    );
+    resumed.assert_code(0);
+    assert!(
+        resumed.stdout.contains("resumed from snapshot 2"),
+        "{}",
+        resumed.stdout
+    );
+
+    // The state-by-state restore leaves the manifests alone.
+    let other = tmp.path().join("other");
+    let plain = server.persist(&key, &["restore", "--from", &url, "--to", s(&other)]);
+    plain.assert_code(0);
+    assert!(
+        plain
+            .stdout
+            .contains("skipped the manifests of snapshot set agent_system"),
+        "{}",
+        plain.stdout
+    );
+    assert!(!other.join("snapshot.agent_system").exists());
+}

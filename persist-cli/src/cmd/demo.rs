@@ -38,8 +38,9 @@ pub struct Args {
     /// The seed of a fresh run (a resumed run continues its saved generators).
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Also save one generation of each of the users' nine states (persist-schemas, at the
-    /// specification's sizes) after the run, loading the previous one first.
+    /// Also save the users' nine states (persist-schemas, at the specification's sizes) as one
+    /// snapshot set, agent_system: restore its newest whole snapshot first (or start fresh when
+    /// none exists), then commit a snapshot at each save (unchanged members are referenced).
     #[arg(long)]
     schemas: bool,
     /// Replicate every generation to s3://bucket/prefix in the background (configured from the
@@ -120,6 +121,13 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     };
 
     let mut state = recover(&store, args.seed, args.fresh, out)?;
+    let mut system = if args.schemas {
+        Some(crate::demo::schemas::restore(
+            &store, args.seed, args.fresh, out,
+        )?)
+    } else {
+        None
+    };
     let start_step = state.step;
     let target = state.step.saturating_add(args.steps);
     let started = Instant::now();
@@ -135,6 +143,9 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
             stats.reward / stats.steps.max(1) as f64,
             out,
         )?;
+        if let Some(system) = &mut system {
+            system.commit(&store, out)?;
+        }
         if let Some(r) = &replicator {
             r.notify();
             print_lag("off-site", &r.status(), out)?;
@@ -147,9 +158,6 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
         print_lag("off-site at exit", &status, out)?;
         r.stop();
     }
-    if args.schemas {
-        crate::demo::schemas::save_all(&store, args.seed, args.fresh, out)?;
-    }
     let key_arg = if key_file.is_some() || std::env::var_os(persist_core::KEY_ENV).is_some() {
         String::new()
     } else {
@@ -157,8 +165,13 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     };
     outln!(
         out,
-        "check it with: persist verify {}{key_arg}   (or list, inspect)",
-        store_path.display()
+        "check it with: persist verify {}{key_arg}   (or list, inspect{})",
+        store_path.display(),
+        if args.schemas {
+            ", snapshots, status"
+        } else {
+            ""
+        }
     )?;
     Ok(Status::Ok)
 }

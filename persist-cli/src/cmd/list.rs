@@ -1,4 +1,7 @@
 //! `persist list DIR [--json]`: every state and its generations, each header verified.
+//!
+//! The manifests of a snapshot set (state `snapshot.<set>`) are listed apart, under their set;
+//! `persist snapshots` shows what each one holds.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -6,6 +9,7 @@ use std::path::{Path, PathBuf};
 use persist_core::{BackendError, Header, RejectReason, Store};
 use serde::Serialize;
 
+use super::snapshots::manifest_set;
 use crate::error::{CliError, Status, write_json};
 use crate::{keys, open, outln, time};
 
@@ -28,6 +32,8 @@ pub struct Listing {
     pub root: String,
     /// Its states, by name.
     pub states: Vec<StateListing>,
+    /// The manifests of its snapshot sets, by set name (`name` is the set's).
+    pub snapshot_sets: Vec<StateListing>,
 }
 
 /// One state and its generations.
@@ -93,6 +99,7 @@ pub fn listing(store: &Store, dir: &Path) -> Result<Listing, CliError> {
         source,
     };
     let mut states = Vec::new();
+    let mut snapshot_sets = Vec::new();
     for name in store.names().map_err(list_err)? {
         let generations = store
             .generations(&name)
@@ -104,11 +111,18 @@ pub fn listing(store: &Store, dir: &Path) -> Result<Listing, CliError> {
                 verdict => Some(GenerationListing::new(g, verdict)),
             })
             .collect();
-        states.push(StateListing { name, generations });
+        match manifest_set(&name) {
+            Some(set) => snapshot_sets.push(StateListing {
+                name: set.to_string(),
+                generations,
+            }),
+            None => states.push(StateListing { name, generations }),
+        }
     }
     Ok(Listing {
         root: dir.display().to_string(),
         states,
+        snapshot_sets,
     })
 }
 
@@ -121,6 +135,7 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     let status = if listing
         .states
         .iter()
+        .chain(&listing.snapshot_sets)
         .all(|s| s.generations.iter().any(|g| g.verified))
     {
         Status::Ok
@@ -155,35 +170,53 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
                 "s"
             }
         )?;
+        print_generations(state, out)?;
+    }
+    for set in &listing.snapshot_sets {
+        let n = set.generations.len();
         outln!(
             out,
-            "  {:>8}  {:>12}  {:<24}  {:>6}  verified",
-            "sequence",
-            "bytes",
-            "created at (UTC)",
-            "schema"
+            "\nsnapshot set {} ({n} manifest{}, state snapshot.{}; `persist snapshots` shows \
+             their members)",
+            set.name,
+            if n == 1 { "" } else { "s" },
+            set.name
         )?;
-        for g in state.generations.iter().rev() {
-            let verdict = match (&g.error, g.kind.as_deref()) {
-                (None, _) => "ok".to_string(),
-                (Some(e), Some("corrupt")) => format!("FAILED (corrupt): {e}"),
-                (Some(e), kind) => format!(
-                    "FAILED ({}, NOT corrupt: a load stops here): {e}",
-                    kind.unwrap_or("?")
-                ),
-            };
-            outln!(
-                out,
-                "  {:>8}  {:>12}  {:<24}  {:>6}  {verdict}",
-                g.sequence,
-                g.size,
-                g.created_at.as_deref().unwrap_or("-"),
-                g.schema_version.map_or("-".into(), |v| format!("v{v}")),
-            )?;
-        }
-        if !state.generations.iter().any(|g| g.verified) {
-            outln!(out, "  NO VALID GENERATION: a load of {} fails", state.name)?;
-        }
+        print_generations(set, out)?;
     }
     Ok(status)
+}
+
+/// Prints one state's generations, newest first.
+fn print_generations(state: &StateListing, out: &mut dyn Write) -> Result<(), CliError> {
+    outln!(
+        out,
+        "  {:>8}  {:>12}  {:<24}  {:>6}  verified",
+        "sequence",
+        "bytes",
+        "created at (UTC)",
+        "schema"
+    )?;
+    for g in state.generations.iter().rev() {
+        let verdict = match (&g.error, g.kind.as_deref()) {
+            (None, _) => "ok".to_string(),
+            (Some(e), Some("corrupt")) => format!("FAILED (corrupt): {e}"),
+            (Some(e), kind) => format!(
+                "FAILED ({}, NOT corrupt: a load stops here): {e}",
+                kind.unwrap_or("?")
+            ),
+        };
+        outln!(
+            out,
+            "  {:>8}  {:>12}  {:<24}  {:>6}  {verdict}",
+            g.sequence,
+            g.size,
+            g.created_at.as_deref().unwrap_or("-"),
+            g.schema_version.map_or("-".into(), |v| format!("v{v}")),
+        )?;
+    }
+    if !state.generations.iter().any(|g| g.verified) {
+        outln!(out, "  NO VALID GENERATION: a load of {} fails", state.name)?;
+    }
+    Ok(())
 }

@@ -7,6 +7,8 @@ mod list;
 mod prune;
 mod push;
 mod restore;
+mod snapshots;
+mod status;
 mod verify;
 
 use std::path::PathBuf;
@@ -41,11 +43,27 @@ pub enum Command {
     List(list::Args),
     /// Show a generation file's header and, given a key, whether it verifies.
     Inspect(inspect::Args),
-    /// Check that every state's newest generation verifies (exit 1 if not).
+    /// Check that every state's newest generation and every snapshot set's newest snapshot
+    /// verify (exit 1 if not).
     Verify(verify::Args),
+    /// List every snapshot set's snapshots: id, age, members, whether each is whole
+    ///
+    /// Whole means the manifest and every member's envelope verify (tag, name, generation); the
+    /// newest whole snapshot is what a load restores. Exit 1 if a set's newest snapshot is not
+    /// whole.
+    Snapshots(snapshots::Args),
+    /// Per snapshot set, the newest whole snapshot and its age; bytes on disk (read from outside)
+    ///
+    /// Per snapshot set: the newest whole snapshot's id and age (the data-loss window if the
+    /// program stopped now) and the number of snapshots kept; and the store's bytes on disk, per
+    /// state and in total. It reads the store from outside: what only the running program knows
+    /// (pending background saves, when its policy saves next, its last error) is in its
+    /// Checkpointer's status. Exit 1 if a set's newest snapshot is not whole.
+    Status(status::Args),
     /// Copy every generation of a store directory missing off-site to s3://bucket/prefix.
     Push(push::Args),
-    /// Copy verified generations from s3://bucket/prefix into a store directory.
+    /// Copy verified generations, or a whole snapshot, from s3://bucket/prefix into a store
+    /// directory.
     Restore(restore::Args),
     /// Apply off-site retention (last N plus hourly and daily buckets) to s3://bucket/prefix.
     Prune(prune::Args),
@@ -62,6 +80,8 @@ pub fn run(cli: Cli, schemas: &[persist_core::Schema]) -> Result<Status, CliErro
         Command::List(args) => list::run(&args, key, &mut out),
         Command::Inspect(args) => inspect::run(&args, key, &mut out),
         Command::Verify(args) => verify::run(&args, key, schemas, &mut out),
+        Command::Snapshots(args) => snapshots::run(&args, key, &mut out),
+        Command::Status(args) => status::run(&args, key, &mut out),
         Command::Push(args) => push::run(&args, &mut out),
         Command::Restore(args) => restore::run(&args, key, &mut out),
         Command::Prune(args) => prune::run(&args, key, &mut out),

@@ -2,13 +2,21 @@
 //! copies, for each state (or the one named), the newest off-site generation that verifies
 //! (or the one asked for, if it verifies) into a store directory, byte for byte under the same
 //! key. A program's next `load` then finds it.
+//!
+//! `--snapshot ID|newest [--set NAME]` restores a whole snapshot instead: it checks off-site
+//! that the snapshot is whole (manifest and every member verify), copies its members and then
+//! its manifest (so a crash mid-restore never leaves a manifest without its members), and
+//! checks the local copy. The state-by-state restore skips manifests: the newest generation of
+//! each member need not be the one a manifest lists.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use persist_core::format::generation_key;
 use persist_core::{Backend, BackendError, GenerationInfo, Keyring, Store, StoreConfig};
 use persist_fs::FsBackend;
 
+use super::snapshots::{self, MANIFEST_PREFIX, SetListing, SnapshotListing, manifest_set};
 use crate::error::{CliError, Status};
 use crate::{keys, open, outln};
 
@@ -27,6 +35,70 @@ pub struct Args {
     /// Restore this generation instead of the newest valid one (needs --state).
     #[arg(long, value_name = "SEQ")]
     generation: Option<u64>,
+    /// Restore a whole snapshot: its id, or `newest` for the newest whole one. Members are
+    /// copied first, then the manifest.
+    #[arg(long, value_name = "ID|newest", conflicts_with_all = ["state", "generation"])]
+    snapshot: Option<SnapshotId>,
+    /// The snapshot set to restore from (needed when the store holds several).
+    #[arg(long, value_name = "NAME", requires = "snapshot")]
+    set: Option<String>,
+}
+
+/// Which snapshot `--snapshot` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotId {
+    /// The newest whole snapshot.
+    Newest,
+    /// The snapshot with this id.
+    Id(u64),
+}
+
+impl std::str::FromStr for SnapshotId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "newest" {
+            return Ok(SnapshotId::Newest);
+        }
+        s.parse()
+            .map(SnapshotId::Id)
+            .map_err(|_| format!("{s:?} is neither a snapshot id (a number) nor `newest`"))
+    }
+}
+
+/// How copying one object ended.
+enum Copied {
+    /// Written, with its size.
+    Written(usize),
+    /// Already there, byte for byte.
+    AlreadyThere,
+    /// Another object is there under the key: left alone.
+    Different,
+}
+
+/// Copies `key` from `remote` to `local`, byte for byte, never replacing an object.
+fn copy(remote: &Store, local: &FsBackend, key: &str, to: &Path) -> Result<Copied, CliError> {
+    let bytes = remote
+        .backend()
+        .get(key)
+        .map_err(|source| CliError::Storage {
+            op: format!("read {key} from {}", remote.backend().location()),
+            source,
+        })?;
+    match local.put_new(key, &[&bytes]) {
+        Ok(()) => Ok(Copied::Written(bytes.len())),
+        Err(BackendError::AlreadyExists { .. }) => {
+            if local.get(key).is_ok_and(|b| b[..] == bytes[..]) {
+                Ok(Copied::AlreadyThere)
+            } else {
+                Ok(Copied::Different)
+            }
+        }
+        Err(source) => Err(CliError::Storage {
+            op: format!("write {key} to {}", to.display()),
+            source,
+        }),
+    }
 }
 
 /// Restores.
@@ -37,17 +109,38 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     let key = keys::require(key_file)?;
     let remote = Store::new(
         Box::new(open::s3(&args.from)?),
-        Keyring::new(key),
+        Keyring::new(key.clone()),
         StoreConfig::default(),
     );
+    if let Some(wanted) = args.snapshot {
+        return restore_snapshot(args, &remote, wanted, key, out);
+    }
+    if let Some(set) = args.state.as_deref().and_then(manifest_set) {
+        return Err(CliError::ManifestState {
+            set: set.to_string(),
+        });
+    }
     let storage = |op: String| move |source| CliError::Storage { op, source };
     let location = remote.backend().location();
-    let names = match &args.state {
+    let mut names = match &args.state {
         Some(name) => vec![name.clone()],
         None => remote
             .names()
             .map_err(storage(format!("list {location}")))?,
     };
+    names.retain(|name| manifest_set(name).is_none());
+    for set in remote
+        .snapshot_sets()
+        .map_err(storage(format!("list {location}")))?
+        .iter()
+        .filter(|_| args.state.is_none())
+    {
+        outln!(
+            out,
+            "skipped the manifests of snapshot set {set}: restore a whole snapshot with \
+             --snapshot ID|newest"
+        )?;
+    }
     let local = FsBackend::open(&args.to).map_err(|source| CliError::OpenStore {
         path: args.to.clone(),
         source,
@@ -64,42 +157,27 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
             ok = false;
             continue;
         };
-        let bytes = remote
-            .backend()
-            .get(&chosen.key)
-            .map_err(storage(format!("read {} from {location}", chosen.key)))?;
-        match local.put_new(&chosen.key, &[&bytes]) {
-            Ok(()) => outln!(
+        match copy(&remote, &local, &chosen.key, &args.to)? {
+            Copied::Written(bytes) => outln!(
                 out,
-                "restored {name} generation {} ({} bytes) from {location} to {}",
+                "restored {name} generation {} ({bytes} bytes) from {location} to {}",
                 chosen.sequence,
-                bytes.len(),
                 args.to.display()
             )?,
-            Err(BackendError::AlreadyExists { .. }) => {
-                let same = local.get(&chosen.key).is_ok_and(|b| b[..] == bytes[..]);
-                if same {
-                    outln!(
-                        out,
-                        "{name} generation {} is already in {}",
-                        chosen.sequence,
-                        args.to.display()
-                    )?;
-                } else {
-                    ok = false;
-                    outln!(
-                        out,
-                        "FAILED: {name}: a different generation {} exists in {}; not replaced",
-                        chosen.sequence,
-                        args.to.display()
-                    )?;
-                }
-            }
-            Err(source) => {
-                return Err(CliError::Storage {
-                    op: format!("write {} to {}", chosen.key, args.to.display()),
-                    source,
-                });
+            Copied::AlreadyThere => outln!(
+                out,
+                "{name} generation {} is already in {}",
+                chosen.sequence,
+                args.to.display()
+            )?,
+            Copied::Different => {
+                ok = false;
+                outln!(
+                    out,
+                    "FAILED: {name}: a different generation {} exists in {}; not replaced",
+                    chosen.sequence,
+                    args.to.display()
+                )?;
             }
         }
     }
@@ -139,4 +217,165 @@ fn choose<'a>(
     }
     outln!(out, "FAILED: {name}: no valid generation off-site")?;
     Ok(None)
+}
+
+/// Restores a whole snapshot: checks it off-site, copies its members, then its manifest, then
+/// checks the local copy.
+fn restore_snapshot(
+    args: &Args,
+    remote: &Store,
+    wanted: SnapshotId,
+    key: persist_core::Key,
+    out: &mut dyn Write,
+) -> Result<Status, CliError> {
+    let location = remote.backend().location();
+    let from = Path::new(&args.from);
+    let sets = remote.snapshot_sets().map_err(|source| CliError::Storage {
+        op: format!("list {location}"),
+        source,
+    })?;
+    let set = match (&args.set, sets.as_slice()) {
+        (Some(set), _) if sets.contains(set) => set.clone(),
+        (Some(set), _) => {
+            return Err(CliError::NoSnapshotSet {
+                location,
+                wanted: Some(set.clone()),
+                sets,
+            });
+        }
+        (None, [only]) => only.clone(),
+        (None, []) => {
+            return Err(CliError::NoSnapshotSet {
+                location,
+                wanted: None,
+                sets,
+            });
+        }
+        (None, _) => return Err(CliError::AmbiguousSnapshotSet { location, sets }),
+    };
+    let listing = snapshots::set_listing(remote, &set, from)?;
+    let Some(chosen) = choose_snapshot(&listing, wanted, out)? else {
+        return Ok(Status::VerificationFailed);
+    };
+    let local = FsBackend::open(&args.to).map_err(|source| CliError::OpenStore {
+        path: args.to.clone(),
+        source,
+    })?;
+    let mut keys: Vec<(String, String)> = chosen
+        .members
+        .iter()
+        .map(|m| {
+            (
+                format!("{} generation {}", m.name, m.generation),
+                generation_key(&m.name, m.generation),
+            )
+        })
+        .collect();
+    // The manifest last: a snapshot exists once its manifest does, never before its members.
+    keys.push((
+        format!("manifest of snapshot {}", chosen.id),
+        generation_key(&format!("{MANIFEST_PREFIX}{set}"), chosen.id),
+    ));
+    let (mut written, mut bytes, mut there) = (0, 0, 0);
+    for (what, key) in &keys {
+        match copy(remote, &local, key, &args.to)? {
+            Copied::Written(n) => {
+                written += 1;
+                bytes += n;
+                outln!(out, "  copied {what} ({n} bytes)")?;
+            }
+            Copied::AlreadyThere => {
+                there += 1;
+                outln!(out, "  {what} is already in {}", args.to.display())?;
+            }
+            Copied::Different => {
+                outln!(
+                    out,
+                    "FAILED: a different {what} exists in {} ({key}); not replaced, and the \
+                     snapshot's manifest not copied",
+                    args.to.display()
+                )?;
+                return Ok(Status::VerificationFailed);
+            }
+        }
+    }
+    drop(local);
+    // What landed locally must be the same whole snapshot.
+    let local = open::read_only(&args.to, key)?;
+    let check = snapshots::set_listing(&local, &set, &args.to)?;
+    match check.get(chosen.id) {
+        Some(s) if s.whole => {}
+        found => {
+            outln!(
+                out,
+                "FAILED: snapshot {} of {set} copied but not whole in {}: {}",
+                chosen.id,
+                args.to.display(),
+                found
+                    .and_then(|s| s.problem.as_deref())
+                    .unwrap_or("its manifest is missing")
+            )?;
+            return Ok(Status::VerificationFailed);
+        }
+    }
+    outln!(
+        out,
+        "restored snapshot {} of {set} (committed {}, {} ago) from {location} to {}: {} \
+         member{} and the manifest, {written} object{} ({bytes} bytes) copied, {there} already \
+         there; whole in {}",
+        chosen.id,
+        chosen.created_at.as_deref().unwrap_or("-"),
+        chosen.age(),
+        args.to.display(),
+        chosen.members.len(),
+        if chosen.members.len() == 1 { "" } else { "s" },
+        if written == 1 { "" } else { "s" },
+        args.to.display()
+    )?;
+    Ok(Status::Ok)
+}
+
+/// The snapshot to restore: the one asked for if it is whole, or the newest whole one.
+fn choose_snapshot<'a>(
+    listing: &'a SetListing,
+    wanted: SnapshotId,
+    out: &mut dyn Write,
+) -> Result<Option<&'a SnapshotListing>, CliError> {
+    let set = &listing.set;
+    let not_whole = |s: &SnapshotListing| {
+        format!(
+            "snapshot {} of {set} is not whole [{}]: {}",
+            s.id,
+            s.kind.as_deref().unwrap_or("?"),
+            s.problem.as_deref().unwrap_or("?")
+        )
+    };
+    match wanted {
+        SnapshotId::Id(id) => match listing.get(id) {
+            None => {
+                let ids: Vec<String> = listing.snapshots.iter().map(|s| s.id.to_string()).collect();
+                outln!(
+                    out,
+                    "FAILED: {set} has no snapshot {id} off-site (it has: {})",
+                    ids.join(", ")
+                )?;
+                Ok(None)
+            }
+            Some(s) if !s.whole => {
+                outln!(out, "FAILED: {}; not restored", not_whole(s))?;
+                Ok(None)
+            }
+            Some(s) => Ok(Some(s)),
+        },
+        SnapshotId::Newest => {
+            for s in listing.snapshots.iter().rev() {
+                if s.whole {
+                    return Ok(Some(s));
+                }
+                outln!(out, "  skipped {}", not_whole(s))?;
+            }
+            outln!(out, "FAILED: {set}: no whole snapshot off-site")?;
+            Ok(None)
+        }
+    }
 }

@@ -6,6 +6,11 @@
 //! name *and* layout fingerprint, it goes as far as a load would: rkyv validation of the
 //! payload, decoding and every migration step up to the current version. Other states' payloads
 //! need their program's types; the verdict says "envelope only".
+//!
+//! Snapshot sets are verified as a whole: the newest snapshot must be whole (its manifest and
+//! every member's envelope verify, see `persist snapshots`); if it is not, a load falls back to
+//! an older one (or stops), and verify fails naming the member. The manifests (states
+//! `snapshot.<set>`) are reported under their set, not as states.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +18,7 @@ use std::path::{Path, PathBuf};
 use persist_core::{LoadError, NewestValid, RejectReason, Schema, Store};
 use serde::Serialize;
 
+use super::snapshots::{self, SetListing};
 use crate::error::{CliError, Status, write_json};
 use crate::{keys, open, outln};
 
@@ -35,6 +41,8 @@ struct Verdict {
     /// True when there is at least one state and every state's newest generation verifies.
     ok: bool,
     states: Vec<StateVerdict>,
+    /// Every snapshot set: ok when its newest snapshot is whole.
+    snapshots: Vec<SetVerdict>,
     /// Set when the store holds no state at all.
     error: Option<String>,
 }
@@ -52,6 +60,42 @@ struct StateVerdict {
     failed: Vec<FailedGeneration>,
     /// How far the newest valid generation's payload was checked.
     payload: Option<String>,
+}
+
+/// The verdict on one snapshot set.
+#[derive(Debug, Serialize)]
+struct SetVerdict {
+    set: String,
+    /// True when the newest snapshot is whole.
+    ok: bool,
+    /// Snapshots kept.
+    snapshots: usize,
+    /// The newest snapshot's id.
+    newest: Option<u64>,
+    /// The newest whole snapshot's id (what a load restores, if it falls back).
+    newest_whole: Option<u64>,
+    /// Why the newest snapshot is not whole (naming the member), if it is not.
+    error: Option<String>,
+    /// What that failure means: `corrupt` (a load falls back) or another kind (a load stops).
+    kind: Option<String>,
+    /// What a load does, when the newest snapshot is not whole.
+    load: Option<String>,
+}
+
+impl SetVerdict {
+    fn new(l: &SetListing) -> Self {
+        let failed = l.newest().filter(|s| !s.whole);
+        SetVerdict {
+            set: l.set.clone(),
+            ok: l.ok,
+            snapshots: l.snapshots.len(),
+            newest: l.newest,
+            newest_whole: l.newest_whole,
+            error: failed.and_then(|s| s.problem.clone()),
+            kind: failed.and_then(|s| s.kind.clone()),
+            load: failed.map(|_| l.fallback()),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -80,6 +124,9 @@ pub fn run(
     };
     let mut states = Vec::new();
     for name in store.names().map_err(list_err)? {
+        if snapshots::manifest_set(&name).is_some() {
+            continue; // Verified with its set below.
+        }
         let generations = store.generations(&name).map_err(list_err)?;
         let Some(newest) = generations.last().map(|g| g.sequence) else {
             continue;
@@ -137,10 +184,15 @@ pub fn run(
             .unwrap_or_default();
         format!("no state found in {}{hint}", args.dir.display())
     });
+    let sets: Vec<SetVerdict> = snapshots::listing(&store, &args.dir)?
+        .iter()
+        .map(SetVerdict::new)
+        .collect();
     let verdict = Verdict {
         root: args.dir.display().to_string(),
-        ok: error.is_none() && states.iter().all(|s| s.ok),
+        ok: error.is_none() && states.iter().all(|s| s.ok) && sets.iter().all(|s| s.ok),
         states,
+        snapshots: sets,
         error,
     };
     if args.json {
@@ -253,10 +305,47 @@ fn print(verdict: &Verdict, out: &mut dyn Write) -> Result<(), CliError> {
             },
         }
     }
+    for s in &verdict.snapshots {
+        let n = s.snapshots;
+        let kept = format!("{n} snapshot{} kept", if n == 1 { "" } else { "s" });
+        match (&s.error, s.newest) {
+            (None, Some(id)) => outln!(
+                out,
+                "snapshot set {}: ok (newest snapshot {id} is whole: manifest and every member \
+                 verify; {kept})",
+                s.set
+            )?,
+            (error, newest) => {
+                outln!(out, "snapshot set {}: FAILED", s.set)?;
+                outln!(
+                    out,
+                    "  newest snapshot {} is not whole [{}]: {}",
+                    newest.map_or("-".to_string(), |id| id.to_string()),
+                    s.kind.as_deref().unwrap_or("?"),
+                    error.as_deref().unwrap_or("no snapshot")
+                )?;
+                outln!(
+                    out,
+                    "  {}; {kept}",
+                    s.load.as_deref().unwrap_or("a load fails")
+                )?;
+            }
+        }
+    }
     let ok = verdict.states.iter().filter(|s| s.ok).count();
+    let sets = if verdict.snapshots.is_empty() {
+        String::new()
+    } else {
+        let n = verdict.snapshots.len();
+        format!(
+            " and {} of {n} snapshot set{}",
+            verdict.snapshots.iter().filter(|s| s.ok).count(),
+            if n == 1 { "" } else { "s" }
+        )
+    };
     outln!(
         out,
-        "{}: {ok} of {} state{} verified",
+        "{}: {ok} of {} state{}{sets} verified",
         if verdict.ok { "OK" } else { "FAILED" },
         verdict.states.len(),
         if verdict.states.len() == 1 { "" } else { "s" }

@@ -1,11 +1,16 @@
 //! `persist demo --schemas`: the users' nine states (`persist-schemas`) at production sizes,
-//! saved next to the agent's own state. Each run first loads the newest generation of each
-//! (migrating it if an older version wrote it), then saves a freshly generated one.
+//! saved as one snapshot set (`agent_system`) next to the agent's own state. Each run first
+//! restores the newest whole snapshot (members in dependency order, migrating any older
+//! version), then commits a new one at each of the agent's saves, in which only the position
+//! changed: the other eight members are referenced, not written again (within a process: the
+//! first commit after a start writes every member).
 
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use persist_core::{LoadError, Persist, Store};
+use persist_core::{
+    LoadError, MemberOutcome, Persist, SnapshotError, SnapshotSpec, SpecError, Store,
+};
 use persist_schemas::{
     EntryAgentState, ExitAgentState, LearningMetricsState, MdpEsState, PortfolioRiskState,
     PositionState, ReplayBufferState, RiskAdversaryState, ShadowAgentsState,
@@ -14,83 +19,218 @@ use persist_schemas::{
 use crate::error::CliError;
 use crate::outln;
 
-/// Loads then saves every state of the users' schemas, with sizes from the specification
-/// (10 000 Q-table states, 10 000 replay experiences, a 64-128-64-1 risk network, …).
-/// `fresh` saves a state anew even when its generations exist but cannot be loaded.
-pub fn save_all(
+/// The snapshot set's name.
+pub const SET: &str = "agent_system";
+
+/// The nine states as one set: the exit agent and the shadow agents are restored after the
+/// entry agent they complement, the portfolio risk after the position it measures, the risk
+/// adversary after the replay buffer it samples.
+pub fn spec() -> Result<SnapshotSpec, SpecError> {
+    SnapshotSpec::builder(SET)
+        .member::<EntryAgentState>()
+        .member_after::<ExitAgentState>(&["entry_agent"])
+        .member_after::<ShadowAgentsState>(&["entry_agent"])
+        .member::<ReplayBufferState>()
+        .member_after::<RiskAdversaryState>(&["replay_buffer"])
+        .member::<LearningMetricsState>()
+        .member::<PositionState>()
+        .member_after::<PortfolioRiskState>(&["position"])
+        .member::<MdpEsState>()
+        .build()
+}
+
+/// The nine values, restored or generated, and the set's spec.
+pub struct System {
+    spec: SnapshotSpec,
+    entry: EntryAgentState,
+    exit: ExitAgentState,
+    shadows: ShadowAgentsState,
+    replay: ReplayBufferState,
+    adversary: RiskAdversaryState,
+    metrics: LearningMetricsState,
+    position: PositionState,
+    portfolio: PortfolioRiskState,
+    mdp_es: MdpEsState,
+}
+
+fn snapshot_err(op: &'static str) -> impl Fn(SnapshotError) -> CliError {
+    move |source| CliError::Snapshot {
+        op,
+        set: SET.to_string(),
+        source: Box::new(source),
+    }
+}
+
+/// Restores the newest whole snapshot of the nine states (or generates them, with sizes from
+/// the specification: 10 000 Q-table states, 10 000 replay experiences, a 64-128-64-1 risk
+/// network, … when there is none). Snapshots that exist but none of which can be restored stop
+/// the demo, unless `fresh` says to start over (they are kept).
+pub fn restore(
     store: &Store,
     seed: u64,
     fresh: bool,
     out: &mut dyn Write,
-) -> Result<(), CliError> {
-    outln!(out, "users' states (persist-schemas):")?;
-    one(store, EntryAgentState::generate(10_000, seed), fresh, out)?;
-    one(store, ExitAgentState::generate(10_000, seed), fresh, out)?;
-    one(store, ReplayBufferState::generate(10_000, seed), fresh, out)?;
-    one(
-        store,
-        RiskAdversaryState::generate_network(&[64, 128, 64, 1], 10_000, seed),
-        fresh,
-        out,
-    )?;
-    one(
-        store,
-        LearningMetricsState::generate(1_000, seed),
-        fresh,
-        out,
-    )?;
-    one(
-        store,
-        PortfolioRiskState::generate(20, 1_000, seed),
-        fresh,
-        out,
-    )?;
-    one(
-        store,
-        ShadowAgentsState::generate(5, 2_000, seed),
-        fresh,
-        out,
-    )?;
-    one(store, PositionState::generate(seed), fresh, out)?;
-    one(
-        store,
-        MdpEsState::generate(1_000, 50, 100, 1_000, seed),
-        fresh,
-        out,
-    )
-}
-
-fn one<T: Persist>(
-    store: &Store,
-    value: T,
-    fresh: bool,
-    out: &mut dyn Write,
-) -> Result<(), CliError> {
-    let loaded = match store.load::<T>() {
-        Ok(l) => {
-            let r = &l.report;
-            let migrated = if r.migrations.is_empty() {
-                String::new()
-            } else {
-                format!(", migrated v{} -> v{}", r.schema_version, T::VERSION)
-            };
-            format!("loaded v{}{migrated}", r.schema_version)
-        }
-        Err(LoadError::NoGeneration { .. }) => "none yet".to_string(),
-        Err(err) if fresh => format!("not loaded, saving anew (--fresh): {err}"),
-        Err(err) => return Err(CliError::Load(err)),
-    };
-    let started = Instant::now();
-    let receipt = store.save(&value).map_err(CliError::Save)?;
+) -> Result<System, CliError> {
+    let spec = spec().map_err(CliError::Spec)?;
     outln!(
         out,
-        "  {:<17} v{}: {loaded}; saved generation {}, {} bytes in {} µs",
-        T::NAME,
-        T::VERSION,
-        receipt.sequence,
-        receipt.bytes,
-        started.elapsed().as_micros()
-    )
+        "users' states (persist-schemas) as snapshot set {SET}:"
+    )?;
+    let started = Instant::now();
+    let system = match store.load_snapshot(&spec) {
+        Ok(mut restored) => {
+            let r = &restored.report;
+            outln!(
+                out,
+                "  resumed from snapshot {} (committed {} ago) in {} ms",
+                r.snapshot.map_or("-".to_string(), |id| id.to_string()),
+                r.created_at
+                    .map_or("-".to_string(), |t| crate::time::human_age(
+                        crate::time::age(t)
+                    )),
+                started.elapsed().as_millis()
+            )?;
+            for m in &r.members {
+                match &m.outcome {
+                    MemberOutcome::Restored {
+                        sequence,
+                        schema_version,
+                        migrations,
+                        ..
+                    } => {
+                        let migrated = match (migrations.first(), migrations.last()) {
+                            (Some(first), Some(last)) => {
+                                format!(", migrated v{} -> v{}", first.from, last.to)
+                            }
+                            _ => String::new(),
+                        };
+                        outln!(
+                            out,
+                            "    {:<17} generation {sequence} (v{schema_version}{migrated})",
+                            m.name
+                        )?;
+                    }
+                    MemberOutcome::NotRestored { reason } => outln!(
+                        out,
+                        "    {:<17} not restored, generated anew: {reason}",
+                        m.name
+                    )?,
+                    _ => {}
+                }
+            }
+            for r in &r.rejected {
+                outln!(out, "    passed over snapshot {r}")?;
+            }
+            System {
+                spec,
+                entry: take(&mut restored, || EntryAgentState::generate(10_000, seed)),
+                exit: take(&mut restored, || ExitAgentState::generate(10_000, seed)),
+                shadows: take(&mut restored, || {
+                    ShadowAgentsState::generate(5, 2_000, seed)
+                }),
+                replay: take(&mut restored, || ReplayBufferState::generate(10_000, seed)),
+                adversary: take(&mut restored, || {
+                    RiskAdversaryState::generate_network(&[64, 128, 64, 1], 10_000, seed)
+                }),
+                metrics: take(&mut restored, || {
+                    LearningMetricsState::generate(1_000, seed)
+                }),
+                position: take(&mut restored, || PositionState::generate(seed)),
+                portfolio: take(&mut restored, || {
+                    PortfolioRiskState::generate(20, 1_000, seed)
+                }),
+                mdp_es: take(&mut restored, || {
+                    MdpEsState::generate(1_000, 50, 100, 1_000, seed)
+                }),
+            }
+        }
+        Err(SnapshotError::Load(LoadError::NoGeneration { .. })) => {
+            outln!(out, "  no snapshot yet, starting fresh (seed {seed})")?;
+            generate(spec, seed)
+        }
+        Err(e) if fresh => {
+            outln!(out, "  {e}")?;
+            outln!(
+                out,
+                "  --fresh: starting fresh (seed {seed}) although snapshots exist; those that \
+                 cannot be restored are kept"
+            )?;
+            generate(spec, seed)
+        }
+        Err(e) => return Err(snapshot_err("restore")(e)),
+    };
+    Ok(system)
+}
+
+impl System {
+    /// Moves the position on by one bar (the only member that changes between two snapshots)
+    /// and commits the nine states as a new snapshot.
+    pub fn commit(&mut self, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
+        self.position.bars_held = self.position.bars_held.saturating_add(1);
+        self.position.saved_at_nanos = now_nanos();
+        let started = Instant::now();
+        let receipt = store
+            .snapshot(&self.spec)
+            .add(&self.entry)
+            .and_then(|w| w.add(&self.exit))
+            .and_then(|w| w.add(&self.shadows))
+            .and_then(|w| w.add(&self.replay))
+            .and_then(|w| w.add(&self.adversary))
+            .and_then(|w| w.add(&self.metrics))
+            .and_then(|w| w.add(&self.position))
+            .and_then(|w| w.add(&self.portfolio))
+            .and_then(|w| w.add(&self.mdp_es))
+            .and_then(|w| w.commit())
+            .map_err(snapshot_err("commit"))?;
+        let written = receipt.written().count();
+        outln!(
+            out,
+            "  committed snapshot {} of {SET}: {written} member{} written, {} unchanged and \
+             referenced, {} bytes in {} µs",
+            receipt.id,
+            if written == 1 { "" } else { "s" },
+            receipt.members.len() - written,
+            receipt.bytes_written,
+            started.elapsed().as_micros()
+        )?;
+        for e in &receipt.retention_errors {
+            outln!(
+                out,
+                "  warning: retention failed (the snapshot stands): {e}"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The nine states generated from `seed`.
+fn generate(spec: SnapshotSpec, seed: u64) -> System {
+    System {
+        spec,
+        entry: EntryAgentState::generate(10_000, seed),
+        exit: ExitAgentState::generate(10_000, seed),
+        shadows: ShadowAgentsState::generate(5, 2_000, seed),
+        replay: ReplayBufferState::generate(10_000, seed),
+        adversary: RiskAdversaryState::generate_network(&[64, 128, 64, 1], 10_000, seed),
+        metrics: LearningMetricsState::generate(1_000, seed),
+        position: PositionState::generate(seed),
+        portfolio: PortfolioRiskState::generate(20, 1_000, seed),
+        mdp_es: MdpEsState::generate(1_000, 50, 100, 1_000, seed),
+    }
+}
+
+/// Member `T` of a restored snapshot, or `generate()` when it was not restored.
+fn take<T: Persist + 'static>(
+    restored: &mut persist_core::RestoredSnapshot,
+    generate: impl FnOnce() -> T,
+) -> T {
+    restored.take::<T>().unwrap_or_else(generate)
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -101,7 +241,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn saves_every_state_then_loads_it_back() {
+    fn saves_the_nine_states_as_one_snapshot_then_resumes_from_it() {
         let dir = tempfile::tempdir().unwrap();
         let backend = FsBackend::open(dir.path()).unwrap();
         let store = Store::new(
@@ -110,13 +250,35 @@ mod tests {
             StoreConfig::default(),
         );
         let mut out = Vec::new();
-        save_all(&store, 7, false, &mut out).unwrap();
-        save_all(&store, 7, false, &mut out).unwrap();
+        let mut system = restore(&store, 7, false, &mut out).unwrap();
+        system.commit(&store, &mut out).unwrap();
+        system.commit(&store, &mut out).unwrap();
+        drop(system);
+        let mut system = restore(&store, 7, false, &mut out).unwrap();
+        system.commit(&store, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text.matches("none yet").count(), 9, "{text}");
-        assert_eq!(text.matches("loaded v").count(), 9, "{text}");
-        assert_eq!(store.names().unwrap().len(), 9);
-        let replay = store.load::<ReplayBufferState>().unwrap().value;
+        assert!(text.contains("no snapshot yet, starting fresh"), "{text}");
+        assert!(
+            text.contains("committed snapshot 1 of agent_system: 9 members written"),
+            "{text}"
+        );
+        // Only the position changed: one member written, eight referenced.
+        assert!(
+            text.contains("snapshot 2 of agent_system: 1 member written, 8 unchanged"),
+            "{text}"
+        );
+        assert!(text.contains("resumed from snapshot 2"), "{text}");
+        assert!(
+            text.contains("snapshot 3 of agent_system: 1 member written, 8 unchanged"),
+            "{text}"
+        );
+        // Nine member states plus the manifests' state.
+        assert_eq!(store.names().unwrap().len(), 10);
+        let mut restored = store.load_snapshot(&spec().unwrap()).unwrap();
+        assert_eq!(restored.report.snapshot, Some(3));
+        let replay = restored.take::<ReplayBufferState>().unwrap();
         assert_eq!(replay, ReplayBufferState::generate(10_000, 7));
+        let position = restored.take::<PositionState>().unwrap();
+        assert_eq!(position.bars_held, PositionState::generate(7).bars_held + 3);
     }
 }
