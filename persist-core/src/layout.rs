@@ -340,6 +340,25 @@ tuples! {
 pub mod derive_support {
     use crate::persist::{CodecError, StepError};
 
+    pub use crate::snapshot::take_member;
+
+    /// Whether two names are equal, in a const context (two members of a snapshot set must be
+    /// different states).
+    pub const fn same_name(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
     /// `from = Prev` asserts `Self: MigrateFrom<Prev>`, so a missing impl is reported first and
     /// says what to write.
     #[diagnostic::on_unimplemented(

@@ -169,9 +169,9 @@ pub use retention_plan::{PlanEntry, RetentionPolicy, RetentionReason, plan_reten
 pub use save::SaveReceipt;
 pub use schema::{Fingerprint, RkyvFormat};
 pub use snapshot::{
-    MemberOutcome, MemberReceipt, MemberReport, RestoredSnapshot, SnapshotError, SnapshotInfo,
-    SnapshotMember, SnapshotReceipt, SnapshotReport, SnapshotSpec, SnapshotSpecBuilder,
-    SnapshotWriter, SpecError,
+    MemberOutcome, MemberReceipt, MemberReport, RestoredSnapshot, Snapshot, SnapshotError,
+    SnapshotInfo, SnapshotMember, SnapshotReceipt, SnapshotReport, SnapshotSpec,
+    SnapshotSpecBuilder, SnapshotWriter, SpecError,
 };
 pub use store::{Store, StoreConfig};
 pub use view::{OpenError, View};

@@ -33,6 +33,8 @@ pub struct StateArgs {
 
 /// What the attribute makes of the type.
 pub enum Args {
+    /// `#[persist(snapshot = "name")]`: a struct whose fields are the members of a snapshot set.
+    Snapshot(LitStr),
     /// `#[persist(nested)]`: a type used inside states; layout only.
     Nested,
     /// A state with a name and a version.
@@ -46,6 +48,7 @@ pub fn parse(tokens: proc_macro2::TokenStream, whole: Span) -> Result<Args, Erro
     let mut version: Option<u32> = None;
     let mut step: Option<Step> = None;
     let mut validate: Option<Path> = None;
+    let mut snapshot: Option<LitStr> = None;
     let parser = syn::meta::parser(|meta| {
         let key = meta
             .path
@@ -91,6 +94,13 @@ pub fn parse(tokens: proc_macro2::TokenStream, whole: Span) -> Result<Args, Erro
                     );
                 }
             }
+            "snapshot" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                validate_set_name(&lit)?;
+                if snapshot.replace(lit).is_some() {
+                    return Err(meta.error("duplicate `snapshot`"));
+                }
+            }
             "validate" => {
                 let path: Path = meta.value()?.parse()?;
                 if validate.replace(path).is_some() {
@@ -100,13 +110,29 @@ pub fn parse(tokens: proc_macro2::TokenStream, whole: Span) -> Result<Args, Erro
             _ => {
                 return Err(meta.error(
                     "unknown `persist` argument: expected `name`, `version`, `from`, `try_from`, \
-                     `validate` or `nested`",
+                     `validate`, `nested` or `snapshot`",
                 ));
             }
         }
         Ok(())
     });
     parser.parse2(tokens)?;
+
+    if let Some(set) = snapshot {
+        if nested.is_some()
+            || name.is_some()
+            || version.is_some()
+            || step.is_some()
+            || validate.is_some()
+        {
+            return Err(Error::new(
+                set.span(),
+                "`snapshot = \"...\"` makes a struct of member states: its members have their own \
+                 names and versions, so it takes no other argument",
+            ));
+        }
+        return Ok(Args::Snapshot(set));
+    }
 
     if let Some(span) = nested {
         if name.is_some() || version.is_some() || step.is_some() || validate.is_some() {
@@ -135,6 +161,18 @@ pub fn parse(tokens: proc_macro2::TokenStream, whole: Span) -> Result<Args, Erro
     }
 }
 
+/// A snapshot set's name: a schema name that still fits once prefixed with `snapshot.`.
+fn validate_set_name(lit: &LitStr) -> Result<(), Error> {
+    validate_name(lit)?;
+    if lit.value().len() > MAX_NAME_LEN - "snapshot.".len() {
+        return Err(Error::new(
+            lit.span(),
+            "a snapshot set's name is at most 55 characters (its manifests are `snapshot.<name>`)",
+        ));
+    }
+    Ok(())
+}
+
 /// The store's rule for schema names: 1 to 64 bytes of `[A-Za-z0-9_.-]`, not starting with a dot.
 fn validate_name(lit: &LitStr) -> Result<(), Error> {
     let name = lit.value();
@@ -147,6 +185,12 @@ fn validate_name(lit: &LitStr) -> Result<(), Error> {
         return Err(Error::new(
             lit.span(),
             "a schema name is 1 to 64 characters of `A-Z a-z 0-9 _ . -`, not starting with `.`",
+        ));
+    }
+    if name.starts_with("snapshot.") {
+        return Err(Error::new(
+            lit.span(),
+            "names starting with `snapshot.` are reserved for snapshot manifests",
         ));
     }
     Ok(())

@@ -112,6 +112,7 @@ use syn::{Attribute, Error, Item, parse_macro_input};
 mod args;
 mod check;
 mod layout;
+mod snapshot;
 mod state;
 
 /// Makes a struct or an enum a persisted state (`name`, `version`, optional `from`/`try_from`,
@@ -162,6 +163,16 @@ fn expand_attribute(
     item: &Item,
 ) -> syn::Result<proc_macro2::TokenStream> {
     let args = args::parse(attr, Span::call_site())?;
+    if let args::Args::Snapshot(set) = &args {
+        let mut item = item.clone();
+        // On an error, the item is still emitted without its fields' `#[persist(...)]`, so the
+        // error is the only one.
+        let snapshot = snapshot::expand(set, &mut item).unwrap_or_else(|e| e.to_compile_error());
+        return Ok(quote! {
+            #snapshot
+            #item
+        });
+    }
     let impls = impls(&args, item, &proc_macro2::TokenStream::new())?;
     // The impls first: the checks among them are then reported before rkyv's errors.
     Ok(quote! {
@@ -224,6 +235,13 @@ fn impls(
     let layout = layout::impl_layout(item, ident, bound);
     let persist = match args {
         args::Args::Nested => proc_macro2::TokenStream::new(),
+        args::Args::Snapshot(set) => {
+            return Err(Error::new(
+                set.span(),
+                "`snapshot = \"...\"` is written as the attribute `#[persist(snapshot = \"...\")]`, \
+                 not with `#[derive(Persist)]`",
+            ));
+        }
         args::Args::State(state) => state::impl_persist(ident, state, bound),
     };
     Ok(quote! {

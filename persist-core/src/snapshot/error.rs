@@ -48,6 +48,15 @@ pub enum SnapshotError {
     /// unusable here (`Blocked`, which says what to do).
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A member was not restored (not in the snapshot, or a dependency of it was not), so the
+    /// set cannot be built as one value; [`crate::Store::load_snapshot`] gives what there is.
+    #[error("snapshot of {set}: member {name} was not restored (see the report)")]
+    NotRestored {
+        /// The set.
+        set: String,
+        /// The member.
+        name: String,
+    },
     /// No snapshot of the set has this id.
     #[error("snapshot set {set} has no snapshot {id}")]
     NoSuchSnapshot {

@@ -31,6 +31,7 @@ mod report;
 mod restore;
 mod retention;
 mod spec;
+mod typed;
 
 pub use commit::{MemberReceipt, SnapshotReceipt, SnapshotWriter};
 pub use error::SnapshotError;
@@ -40,6 +41,8 @@ pub use pins::snapshot_members;
 pub use report::{MemberOutcome, MemberReport, SnapshotReport};
 pub use restore::RestoredSnapshot;
 pub use spec::{SnapshotSpec, SnapshotSpecBuilder, SpecError};
+pub use typed::Snapshot;
+pub use typed::take_member;
 
 /// The prefix of every manifest's state name (`snapshot.<set>`), reserved: no state of a user
 /// can be saved under it.
