@@ -201,6 +201,12 @@ fn snapshots_follow_their_policy_and_full_ones_rewrite_every_member() {
     assert_eq!(status.snapshots.len(), 1);
     assert_eq!(status.snapshots[0].set, "pair");
     assert!(!status.snapshots[0].pending);
+    assert!(
+        status.snapshots[0].next_due.is_none(),
+        "the policy has no interval"
+    );
+    let on_disk: u64 = slow.inner.list("").unwrap().iter().map(|o| o.size).sum();
+    assert_eq!(status.bytes_on_disk, Some(on_disk));
 
     // A priority event: durable on return.
     let receipt = cp

@@ -92,6 +92,8 @@ pub struct CheckpointStatus {
     pub last_error: Option<String>,
     /// One entry per snapshot set this checkpointer has seen.
     pub snapshots: Vec<SetStatus>,
+    /// Bytes of every generation in the store (`None` if the backend could not be listed).
+    pub bytes_on_disk: Option<u64>,
 }
 
 impl CheckpointStatus {
@@ -411,10 +413,18 @@ impl Checkpointer {
         }
     }
 
-    /// The writer's queue and counters, and each snapshot set's newest snapshot (committed by
-    /// this checkpointer), next due time and pending state. (For what is on disk, including
-    /// snapshots of earlier runs, see [`Store::snapshots`]; `persist status` prints both.)
+    /// The writer's queue and counters, each snapshot set's newest snapshot (committed by this
+    /// checkpointer), next due time and pending state, and the bytes on disk (this lists the
+    /// backend once). For snapshots of earlier runs, see [`Store::snapshots`]; `persist status`
+    /// reads a store from outside.
     pub fn status(&self) -> CheckpointStatus {
+        let bytes_on_disk = self
+            .shared
+            .store
+            .backend()
+            .list("")
+            .ok()
+            .map(|objects| objects.iter().map(|o| o.size).sum());
         let q = self.shared.lock();
         let pending = q.pending_targets();
         let newest = self.newest.lock().unwrap_or_else(|p| p.into_inner());
@@ -440,6 +450,7 @@ impl Checkpointer {
             skipped: self.skipped,
             last_error: q.last_error.clone(),
             snapshots,
+            bytes_on_disk,
         }
     }
 
