@@ -873,6 +873,8 @@ fn demo_schemas_commits_snapshots_that_snapshots_status_verify_and_list_report()
         verify
             .stdout
             .contains("snapshot set agent_system: ok (newest snapshot 4 is whole")
+            // The nine users' states are this binary's schemas: each member is decoded.
+            && verify.stdout.contains("all 9 members decoded")
             && verify
                 .stdout
                 .contains("OK: 10 of 10 states and 1 of 1 snapshot set verified")

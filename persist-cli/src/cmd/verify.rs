@@ -15,7 +15,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use persist_core::{LoadError, NewestValid, RejectReason, Schema, Store};
+use persist_core::format::generation_key;
+use persist_core::{
+    BackendError, GenerationInfo, LoadError, NewestValid, RejectReason, Schema, Store,
+};
 use serde::Serialize;
 
 use super::snapshots::{self, SetListing};
@@ -80,6 +83,9 @@ struct SetVerdict {
     kind: Option<String>,
     /// What a load does, when the newest snapshot is not whole.
     load: Option<String>,
+    /// How far the newest snapshot's members were checked: decoded (those whose schema this
+    /// program has, matched by name and fingerprint) or envelope only.
+    payload: Option<String>,
 }
 
 impl SetVerdict {
@@ -94,7 +100,55 @@ impl SetVerdict {
             error: failed.and_then(|s| s.problem.clone()),
             kind: failed.and_then(|s| s.kind.clone()),
             load: failed.map(|_| l.fallback()),
+            payload: None,
         }
+    }
+
+    /// Decodes the members of the newest snapshot, when it is whole, whose schema this program
+    /// has (matched by name and layout fingerprint), as a restore would; a failure makes the
+    /// set fail with the member's reason.
+    fn decode_members(&mut self, store: &Store, schemas: &[Schema]) -> Result<(), BackendError> {
+        let Some(id) = self.newest.filter(|_| self.ok) else {
+            return Ok(());
+        };
+        let Some(snapshot) = store.snapshots(&self.set)?.into_iter().find(|s| s.id == id) else {
+            return Ok(());
+        };
+        let (mut decoded, total) = (0, snapshot.members.len());
+        for member in &snapshot.members {
+            let Some(schema) = schemas.iter().find(|s| {
+                s.name() == member.name
+                    && s.fingerprint_of(member.schema_version) == Some(member.fingerprint)
+            }) else {
+                continue;
+            };
+            let generation = GenerationInfo {
+                sequence: member.sequence,
+                key: generation_key(&member.name, member.sequence),
+                size: 0,
+            };
+            if let Err(reason) = store.check(schema, &generation) {
+                self.ok = false;
+                self.kind = Some(reason.kind().to_string());
+                self.error = Some(format!(
+                    "member {} (generation {}): {reason}",
+                    member.name, member.sequence
+                ));
+                self.load = Some(if reason.kind() == persist_core::RejectKind::Corrupt {
+                    "a load falls back to an older whole snapshot".to_string()
+                } else {
+                    "a load stops at this snapshot rather than fall back".to_string()
+                });
+                return Ok(());
+            }
+            decoded += 1;
+        }
+        self.payload = Some(match decoded {
+            0 => "members: envelope only (this program has none of their schemas)".to_string(),
+            n if n == total => format!("all {n} members decoded"),
+            n => format!("{n} of {total} members decoded, the others envelope only"),
+        });
+        Ok(())
     }
 }
 
@@ -184,10 +238,13 @@ pub fn run(
             .unwrap_or_default();
         format!("no state found in {}{hint}", args.dir.display())
     });
-    let sets: Vec<SetVerdict> = snapshots::listing(&store, &args.dir)?
+    let mut sets: Vec<SetVerdict> = snapshots::listing(&store, &args.dir)?
         .iter()
         .map(SetVerdict::new)
         .collect();
+    for set in &mut sets {
+        set.decode_members(&store, schemas).map_err(list_err)?;
+    }
     let verdict = Verdict {
         root: args.dir.display().to_string(),
         ok: error.is_none() && states.iter().all(|s| s.ok) && sets.iter().all(|s| s.ok),
@@ -312,8 +369,9 @@ fn print(verdict: &Verdict, out: &mut dyn Write) -> Result<(), CliError> {
             (None, Some(id)) => outln!(
                 out,
                 "snapshot set {}: ok (newest snapshot {id} is whole: manifest and every member \
-                 verify; {kept})",
-                s.set
+                 verify; {}; {kept})",
+                s.set,
+                s.payload.as_deref().unwrap_or("members: envelope only")
             )?,
             (error, newest) => {
                 outln!(out, "snapshot set {}: FAILED", s.set)?;

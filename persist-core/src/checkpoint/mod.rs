@@ -20,8 +20,10 @@
 //! service manager's stop deadline holds. The error then names exactly the states that were not
 //! durable when it returned.
 
+mod error;
 mod policy;
 mod queue;
+mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -29,93 +31,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::encoded::Encoded;
-use crate::error::SaveError;
 use crate::persist::{CodecError, Persist};
 use crate::save::SaveReceipt;
-use crate::snapshot::{SnapshotError, SnapshotReceipt, SnapshotSpec};
+use crate::snapshot::{SnapshotReceipt, SnapshotSpec};
 use crate::store::Store;
 
+pub use error::CheckpointError;
 pub use policy::SavePolicy;
 use policy::Tally;
 use queue::{Failure, Job, Outcome, Queue, Shared};
-
-/// What went wrong with a checkpoint.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CheckpointError {
-    /// A background save of this state failed (reported on the next call for the state).
-    #[error("background save of {name} failed: {source}")]
-    Save {
-        /// The state.
-        name: &'static str,
-        /// The store's error.
-        #[source]
-        source: SaveError,
-    },
-    /// A background snapshot of this set failed (reported on the next call for the set).
-    #[error("background snapshot of {set} failed: {source}")]
-    Snapshot {
-        /// The set.
-        set: &'static str,
-        /// The store's error.
-        #[source]
-        source: SnapshotError,
-    },
-    /// The value could not be serialised.
-    #[error(transparent)]
-    Encode(#[from] CodecError),
-    /// The deadline passed with saves not durable: exactly those are named (queued ones were
-    /// abandoned; one being written was left to finish on its own).
-    #[error("timed out after {waited:?}; not durable: {unsaved:?}")]
-    Timeout {
-        /// How long it waited.
-        waited: Duration,
-        /// The states (and `snapshot.<set>` manifests) not durable when it returned.
-        unsaved: Vec<&'static str>,
-    },
-}
-
-/// The writer's queue and counters, and each snapshot set's state, for monitoring.
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub struct CheckpointStatus {
-    /// States (and `snapshot.<set>` manifests) queued or being written, each once.
-    pending: Vec<&'static str>,
-    /// Queued saves replaced by a newer value before they were written.
-    pub superseded: u64,
-    /// Saves and snapshots written by the background writer.
-    pub written: u64,
-    /// Low-priority saves skipped for lack of space.
-    pub skipped: u64,
-    /// The last background failure, as text (`None` if the last job of each target succeeded
-    /// or none failed yet).
-    pub last_error: Option<String>,
-    /// One entry per snapshot set this checkpointer has seen.
-    pub snapshots: Vec<SetStatus>,
-    /// Bytes of every generation in the store (`None` if the backend could not be listed).
-    pub bytes_on_disk: Option<u64>,
-}
-
-impl CheckpointStatus {
-    /// States queued or being written.
-    pub fn pending(&self) -> &[&'static str] {
-        &self.pending
-    }
-}
-
-/// One snapshot set's status.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct SetStatus {
-    /// The set.
-    pub set: &'static str,
-    /// The newest snapshot this checkpointer committed, and when (`None` before the first).
-    pub newest: Option<(u64, SystemTime)>,
-    /// When its policy next calls for a snapshot by time (`None`: the policy has no interval).
-    pub next_due: Option<Instant>,
-    /// Whether a snapshot of it is queued or being written.
-    pub pending: bool,
-}
+pub use status::{CheckpointStatus, SetStatus};
 
 /// Policy-driven, asynchronous saves over a [`Store`]. See the module docs.
 pub struct Checkpointer {
