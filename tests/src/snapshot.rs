@@ -276,6 +276,35 @@ mod tests {
         assert_eq!(SnapAck::all_in(out.as_bytes()), vec![ack, ack]);
     }
 
+    /// The check can fail: a snapshot whose members hold different counters is reported mixed.
+    #[test]
+    fn check_restored_reports_a_mixed_snapshot() {
+        use persist_core::{MemoryBackend, Store, StoreConfig};
+        let store = Store::new(
+            Box::new(MemoryBackend::new()),
+            crate::test_keyring(),
+            StoreConfig::default(),
+        );
+        let spec = spec();
+        let commit = |clock: u64, agent: u64| {
+            store
+                .snapshot(&spec)
+                .add(&SnapClock::at(clock))
+                .and_then(|w| w.add(&SnapRegime::at(clock)))
+                .and_then(|w| w.add(&SnapAgent::at(agent)))
+                .and_then(|w| w.add(&SnapReplay::at(clock)))
+                .and_then(|w| w.commit())
+                .unwrap()
+        };
+        let first = commit(4, 4);
+        let whole = check_restored(&mut store.load_snapshot(&spec).unwrap()).unwrap();
+        assert_eq!((whole.k, whole.id), (4, first.id));
+        // The agent of counter 2 (epoch 0) beside the clock of counter 4 (epoch 1).
+        commit(4, 2);
+        let error = check_restored(&mut store.load_snapshot(&spec).unwrap()).unwrap_err();
+        assert!(error.starts_with("MIXED: member snap_agent"), "{error}");
+    }
+
     #[test]
     fn members_change_at_their_rates() {
         assert_eq!(spec().members().collect::<Vec<_>>(), MEMBERS);
