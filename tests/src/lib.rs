@@ -3,6 +3,7 @@
 //! [`AgentState`] is a `#[persist(...)]` state: its fingerprint follows its fields' types.
 
 pub mod sandbox;
+pub mod snapshot;
 pub mod torture;
 
 use persist_core::{Key, Keyring, persist};

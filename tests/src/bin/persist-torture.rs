@@ -1,7 +1,7 @@
 //! `persist-torture`: saves an `AgentState` in a tight loop for the crash and power-cut tests.
 //!
 //! ```text
-//! persist-torture <store dir> [--entries N] [--retain N] [--no-dir-fsync]
+//! persist-torture <store dir> [--entries N] [--retain N] [--no-dir-fsync] [--snapshot]
 //! ```
 //!
 //! Opens an `FsBackend` store at `<store dir>` with the tests' fixed key and `space_reserve: 0`,
@@ -10,13 +10,21 @@
 //! `ack <total_updates> <sequence> <CLOCK_MONOTONIC ns>`. The first failed save prints
 //! `err <message>` and exits with status 1 (after a power cut every write fails with EIO: that is
 //! expected); bad arguments exit with status 2.
+//!
+//! With `--snapshot` it commits snapshots of the set of `persist_tests::snapshot` instead
+//! (`--entries` is ignored): it restores the newest whole snapshot (if any) to continue its
+//! counter `k`, then commits the snapshot of `k + 1`, `k + 2`, … forever, printing
+//! `snap <k> <id> <monotonic ns> <member sequences…>` right after each `commit` returns `Ok`.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use persist_core::{LoadError, Store, StoreConfig};
+use persist_core::{LoadError, SnapshotError, Store, StoreConfig};
 use persist_fs::FsBackend;
+use persist_tests::snapshot::{
+    self, SnapAck, SnapAgent, SnapClock, SnapMember, SnapRegime, SnapReplay,
+};
 use persist_tests::torture::{Ack, monotonic_nanos, torture_state};
 use persist_tests::{AgentState, test_keyring};
 
@@ -40,6 +48,7 @@ struct Options {
     entries: usize,
     retain: usize,
     no_dir_fsync: bool,
+    snapshot: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, ArgsError> {
@@ -49,6 +58,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, ArgsErr
         entries: 64,
         retain: 3,
         no_dir_fsync: false,
+        snapshot: false,
     };
     while let Some(arg) = args.next() {
         let mut number = |flag: &str| {
@@ -64,6 +74,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, ArgsErr
             "--entries" => opts.entries = number("--entries")?,
             "--retain" => opts.retain = number("--retain")?,
             "--no-dir-fsync" => opts.no_dir_fsync = true,
+            "--snapshot" => opts.snapshot = true,
             s if s.starts_with("--") || dir.is_some() => return Err(ArgsError::Unknown(arg)),
             _ => dir = Some(PathBuf::from(arg)),
         }
@@ -78,7 +89,8 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("persist-torture: {e}");
             eprintln!(
-                "usage: persist-torture <store dir> [--entries N] [--retain N] [--no-dir-fsync]"
+                "usage: persist-torture <store dir> [--entries N] [--retain N] [--no-dir-fsync] \
+                 [--snapshot]"
             );
             return ExitCode::from(2);
         }
@@ -105,8 +117,12 @@ fn run(opts: &Options) -> Result<(), String> {
         test_keyring(),
         StoreConfig::default()
             .with_retain(opts.retain)
+            .with_retain_snapshots(opts.retain)
             .with_space_reserve(0),
     );
+    if opts.snapshot {
+        return run_snapshots(&store);
+    }
     let mut total = match store.load::<AgentState>() {
         Ok(loaded) => loaded.value.total_updates,
         Err(LoadError::NoGeneration { .. }) => 0,
@@ -132,5 +148,82 @@ fn run(opts: &Options) -> Result<(), String> {
             // The reader is gone: nobody can be told about further saves.
             return Ok(());
         }
+    }
+}
+
+/// Commits snapshots of the torture set until a commit fails (or stdout is closed).
+fn run_snapshots(store: &Store) -> Result<(), String> {
+    let spec = snapshot::spec();
+    let mut k = match store.load_snapshot(&spec) {
+        Ok(mut restored) => snapshot::check_restored(&mut restored)?.k,
+        Err(SnapshotError::Load(LoadError::NoGeneration { .. })) => 0,
+        Err(e) => return Err(format!("load_snapshot: {e}")),
+    };
+    // The members' current values; each is generated again only when its epoch changes.
+    let mut members = Members::at(k);
+    let mut out = std::io::stdout().lock();
+    loop {
+        k += 1;
+        members.advance(k);
+        let receipt = store
+            .snapshot(&spec)
+            .add(&members.clock)
+            .and_then(|w| w.add(&members.regime))
+            .and_then(|w| w.add(&members.agent))
+            .and_then(|w| w.add(&members.replay))
+            .and_then(|w| w.commit())
+            .map_err(|e| format!("snapshot {k}: {e}"))?;
+        let mut sequences = [0; 4];
+        for (slot, name) in sequences.iter_mut().zip(snapshot::MEMBERS) {
+            *slot = receipt
+                .members
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| m.sequence)
+                .ok_or_else(|| format!("snapshot {k}: the receipt lacks {name}"))?;
+        }
+        let ack = SnapAck {
+            k,
+            id: receipt.id,
+            at_nanos: monotonic_nanos(),
+            sequences,
+        };
+        if writeln!(out, "{}", ack.to_line())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// The values of the set's members at one counter.
+struct Members {
+    clock: SnapClock,
+    regime: SnapRegime,
+    agent: SnapAgent,
+    replay: SnapReplay,
+}
+
+impl Members {
+    fn at(k: u64) -> Self {
+        Members {
+            clock: SnapClock::at(k),
+            regime: SnapRegime::at(k),
+            agent: SnapAgent::at(k),
+            replay: SnapReplay::at(k),
+        }
+    }
+
+    fn advance(&mut self, k: u64) {
+        fn step<T: SnapMember>(value: &mut T, k: u64) {
+            if value.epoch() != T::epoch_of(k) {
+                *value = T::at(k);
+            }
+        }
+        step(&mut self.clock, k);
+        step(&mut self.regime, k);
+        step(&mut self.agent, k);
+        step(&mut self.replay, k);
     }
 }
