@@ -99,6 +99,24 @@ impl Nine {
         receipt.written().count()
     }
 
+    /// Only the position added; the eight others listed unchanged with `reuse` (the program
+    /// knows they did not change), so they are neither serialised nor hashed.
+    fn commit_reusing(store: &Store, spec: &SnapshotSpec, position: &PositionState) -> usize {
+        let mut writer = store.snapshot(spec);
+        writer
+            .reuse::<EntryAgentState>()
+            .and_then(|w| w.reuse::<ExitAgentState>())
+            .and_then(|w| w.reuse::<ReplayBufferState>())
+            .and_then(|w| w.reuse::<RiskAdversaryState>())
+            .and_then(|w| w.reuse::<LearningMetricsState>())
+            .and_then(|w| w.reuse::<PortfolioRiskState>())
+            .and_then(|w| w.reuse::<ShadowAgentsState>())
+            .and_then(|w| w.add(position))
+            .and_then(|w| w.reuse::<MdpEsState>())
+            .expect("members");
+        writer.commit().expect("commit").written().count()
+    }
+
     fn save_each(&self, store: &Store) {
         store.save(&self.entry).expect("save");
         store.save(&self.exit).expect("save");
@@ -299,10 +317,28 @@ fn snapshots(c: &mut Criterion) {
         &mut commit_position,
         &mut save_small,
     );
+    // The same, with the eight unchanged members declared so (`SnapshotWriter::reuse`).
+    let mut q = 0usize;
+    let mut commit_reusing = || {
+        q += 1;
+        assert_eq!(
+            black_box(Nine::commit_reusing(&snap_store, &spec, &positions[q % 2])),
+            1
+        );
+    };
+    paired(
+        "snapshot_position_only_reuse",
+        200,
+        &mut commit_reusing,
+        &mut save_small,
+    );
     let mut group = c.benchmark_group("snapshot_position_only");
     group.sample_size(30);
     group.bench_function("snapshot_commit", |b| {
         b.iter_custom(|iters| interleaved(iters, &mut save_small, &mut commit_position))
+    });
+    group.bench_function("snapshot_commit_reuse", |b| {
+        b.iter_custom(|iters| interleaved(iters, &mut save_small, &mut commit_reusing))
     });
     group.bench_function("save_4kb", |b| {
         b.iter_custom(|iters| interleaved(iters, &mut commit_position, &mut save_small))
@@ -320,6 +356,14 @@ fn parts(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("encode_nine", |b| {
         b.iter_with_large_drop(|| nine.encode_each())
+    });
+    group.bench_function("xxh3_nine_payloads", |b| {
+        b.iter(|| {
+            payloads
+                .iter()
+                .map(|p| xxhash_rust::xxh3::xxh3_128(black_box(p)) as u8)
+                .fold(0u8, |a, x| a ^ x)
+        })
     });
     group.bench_function("sha256_nine_payloads", |b| {
         b.iter(|| {

@@ -298,11 +298,6 @@ pub fn tag(key: &Key, header: &[u8; HEADER_LEN], payload: &[u8]) -> [u8; TAG_LEN
     mac::compute(FORMAT_VERSION, key, header, payload)
 }
 
-/// A keyless digest of a payload (see `mac::payload_digest`), to compare payloads.
-pub(crate) fn payload_digest(payload: &[u8]) -> [u8; 32] {
-    mac::payload_digest(payload)
-}
-
 /// Whether this build reads envelope format `format`.
 pub fn is_readable_format(format: u16) -> bool {
     (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&format)

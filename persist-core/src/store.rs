@@ -147,7 +147,9 @@ pub(crate) struct Written {
     pub(crate) schema_version: u32,
     pub(crate) fingerprint: crate::schema::Fingerprint,
     pub(crate) tag: [u8; crate::envelope::TAG_LEN],
-    pub(crate) digest: [u8; 32],
+    /// XXH3-128 of the payload: change detection of our own values, not authentication (the
+    /// generation's tag does that).
+    pub(crate) digest: u128,
 }
 
 /// Immutable, numbered, signed generations of any number of states over one backend.

@@ -663,3 +663,57 @@ fn a_struct_of_states_is_a_snapshot_set() {
     let (older, _) = store.load_snapshot_of_at::<AgentSystem>(first.id).unwrap();
     assert_eq!(older, system);
 }
+
+#[test]
+fn reuse_lists_the_last_generation_without_the_value() {
+    let backend = Arc::new(MemoryBackend::new());
+    let store = store_over(&backend, StoreConfig::default());
+    let spec = spec();
+    // Nothing to reuse before a first snapshot.
+    let mut writer = store.snapshot(&spec);
+    writer
+        .reuse::<Regime>()
+        .unwrap()
+        .reuse::<ExitAgent>()
+        .unwrap();
+    writer.add(&Position { lots: 1 }).unwrap();
+    assert!(matches!(
+        writer.commit(),
+        Err(SnapshotError::NothingToReuse { .. })
+    ));
+
+    let first = commit(&store, &spec, 3, 1);
+    let mut writer = store.snapshot(&spec);
+    writer
+        .reuse::<Regime>()
+        .unwrap()
+        .reuse::<ExitAgent>()
+        .unwrap();
+    writer.add(&Position { lots: 2 }).unwrap();
+    let second = writer.commit().unwrap();
+    assert_eq!(
+        second
+            .written()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["position"]
+    );
+    let regime_of = |r: &persist_core::SnapshotReceipt| {
+        r.members
+            .iter()
+            .find(|m| m.name == "regime")
+            .unwrap()
+            .sequence
+    };
+    assert_eq!(regime_of(&first), regime_of(&second));
+    let mut restored = store.load_snapshot(&spec).unwrap();
+    assert_eq!(restored.take::<Regime>(), Some(Regime { state: 3 }));
+    assert_eq!(restored.take::<Position>(), Some(Position { lots: 2 }));
+    // A type that is not a member cannot be reused.
+    #[persist(name = "weather", version = 1)]
+    struct Weather(u8);
+    assert!(matches!(
+        store.snapshot(&spec).reuse::<Weather>(),
+        Err(SnapshotError::NotAMember { .. })
+    ));
+}

@@ -70,19 +70,6 @@ fn mac(format: u16, key: &Key, header: &[u8], payload: &[u8], threads: usize) ->
     mac
 }
 
-/// A digest of `payload` alone (no key): SHA-256 over a domain string and the payload's chunk
-/// digests, computed on every core like a tag. Snapshot commits compare it to tell an unchanged
-/// member from a changed one.
-pub(crate) fn payload_digest(payload: &[u8]) -> [u8; 32] {
-    let mut sha = Sha256::new();
-    sha.update(b"persist/payload-digest/v1\0");
-    sha.update((payload.len() as u64).to_le_bytes());
-    for digest in chunk_digests(payload, threads()) {
-        sha.update(digest);
-    }
-    sha.finalize().into()
-}
-
 /// SHA-256 of each [`CHUNK_LEN`] chunk of `payload`, in order, on up to `threads` threads (the
 /// calling one included), each taking a contiguous run of chunks.
 fn chunk_digests(payload: &[u8], threads: usize) -> Vec<[u8; 32]> {

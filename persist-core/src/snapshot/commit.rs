@@ -1,7 +1,7 @@
 //! Committing a snapshot: members first, each durable (or referenced when unchanged), then the
 //! manifest; then snapshot retention and the members' own retention.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::backend::BackendError;
 use crate::codec;
@@ -47,7 +47,8 @@ use super::spec::SnapshotSpec;
 pub struct SnapshotWriter<'a> {
     store: &'a Store,
     spec: &'a SnapshotSpec,
-    members: HashMap<&'static str, Encoded>,
+    /// Each member's serialised value, or `None` for one reused unchanged.
+    members: HashMap<&'static str, Option<Encoded>>,
     full: bool,
 }
 
@@ -83,7 +84,34 @@ impl<'a> SnapshotWriter<'a> {
                 name: format!("{name} v{}", encoded.schema().version()),
             });
         }
-        if self.members.insert(name, encoded).is_some() {
+        if self.members.insert(name, Some(encoded)).is_some() {
+            return Err(SnapshotError::AddedTwice {
+                set,
+                name: name.to_string(),
+            });
+        }
+        Ok(self)
+    }
+
+    /// Lists member `T` as unchanged since the set's last snapshot committed or restored by
+    /// this store: the manifest lists that same generation again, and `T` is neither serialised
+    /// nor compared. For members the program knows did not change (a model frozen between
+    /// training runs); [`SnapshotWriter::add`] finds out by itself, at the cost of serialising
+    /// and hashing the value. The commit fails with [`SnapshotError::NothingToReuse`] if this
+    /// store has no earlier generation of `T` in a snapshot.
+    pub fn reuse<T: Persist>(&mut self) -> Result<&mut Self, SnapshotError> {
+        let set = self.spec.name().to_string();
+        let name = T::NAME;
+        match self.spec.member(name) {
+            Some(member) if member.schema.version() == T::VERSION => {}
+            _ => {
+                return Err(SnapshotError::NotAMember {
+                    set,
+                    name: name.to_string(),
+                });
+            }
+        }
+        if self.members.insert(name, None).is_some() {
             return Err(SnapshotError::AddedTwice {
                 set,
                 name: name.to_string(),
@@ -171,7 +199,7 @@ impl Store {
     fn commit_snapshot(
         &self,
         spec: &SnapshotSpec,
-        mut members: HashMap<&'static str, Encoded>,
+        mut members: HashMap<&'static str, Option<Encoded>>,
         full: bool,
     ) -> Result<SnapshotReceipt, SnapshotError> {
         if let Some(missing) = spec.members().find(|m| !members.contains_key(m)) {
@@ -188,11 +216,17 @@ impl Store {
         let mut receipts = Vec::new();
         let mut bytes_written = 0;
         for member in spec.member_specs() {
-            let encoded = members.remove(member.name()).expect("checked above");
-            let (written, fresh) = self.commit_member(&encoded, full)?;
-            if fresh {
-                bytes_written += (envelope::HEADER_LEN + encoded.payload_len() + TAG_LEN) as u64;
-            }
+            let (written, fresh) = match members.remove(member.name()).expect("checked above") {
+                Some(encoded) => {
+                    let committed = self.commit_member(&encoded, full)?;
+                    if committed.1 {
+                        bytes_written +=
+                            (envelope::HEADER_LEN + encoded.payload_len() + TAG_LEN) as u64;
+                    }
+                    committed
+                }
+                None => (self.reused(spec, member.name())?, false),
+            };
             receipts.push(MemberReceipt {
                 name: member.name().to_string(),
                 sequence: written.sequence,
@@ -249,17 +283,31 @@ impl Store {
         }
         // Snapshot retention takes the set's book itself.
         drop(manifest_book);
+        let mut unpinned = HashSet::new();
         match self.plan_snapshot_retention(spec, std::time::SystemTime::now()) {
             Ok(plan) => {
-                let (deleted, failure) = self.apply_snapshot_retention(spec, &plan);
+                let (deleted, failure, members) = self.apply_snapshot_plan(spec, &plan);
                 receipt.deleted_snapshots = deleted;
+                unpinned = members;
                 receipt
                     .retention_errors
                     .extend(failure.map(|e| e.to_string()));
             }
             Err(e) => receipt.retention_errors.push(e.to_string()),
         }
-        for member in spec.member_specs() {
+        // A member's own retention can only find work if this commit wrote it or a deleted
+        // snapshot unpinned one of its generations.
+        let touched: HashSet<&str> = receipt
+            .members
+            .iter()
+            .filter(|m| m.written)
+            .map(|m| m.name.as_str())
+            .collect();
+        for member in spec
+            .member_specs()
+            .iter()
+            .filter(|m| touched.contains(m.name()) || unpinned.contains(m.name()))
+        {
             let book = self.book(member.name());
             let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
             let (deleted, error) = self.retain_state(&member.schema, &mut book);
@@ -271,6 +319,32 @@ impl Store {
         Ok(receipt)
     }
 
+    /// The generation of member `name` to list again, unchanged ([`SnapshotWriter::reuse`]).
+    fn reused(&self, spec: &SnapshotSpec, name: &'static str) -> Result<Written, SnapshotError> {
+        let book = self.book(name);
+        let last = book.lock().unwrap_or_else(|p| p.into_inner()).last_written;
+        match last {
+            Some(written) if self.still_there(name, written.sequence)? => Ok(written),
+            _ => Err(SnapshotError::NothingToReuse {
+                set: spec.name().to_string(),
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    /// Whether generation `sequence` of `name` still exists: certain when a manifest pins it
+    /// (retention never deletes those), else asked of the backend.
+    fn still_there(&self, name: &str, sequence: u64) -> Result<bool, SnapshotError> {
+        if self.pinned(name)?.contains(&sequence) {
+            return Ok(true);
+        }
+        match self.backend.get_head(&generation_key(name, sequence), 0) {
+            Ok(_) => Ok(true),
+            Err(BackendError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Makes one member durable: references its last generation when the payload is the same,
     /// else writes a new one. Returns what the manifest lists and whether it was written.
     fn commit_member(
@@ -279,7 +353,7 @@ impl Store {
         full: bool,
     ) -> Result<(Written, bool), SnapshotError> {
         let name = encoded.name();
-        let digest = envelope::payload_digest(&encoded.payload);
+        let digest = xxhash_rust::xxh3::xxh3_128(&encoded.payload);
         let book = self.book(name);
         let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
         let unchanged = book.last_written.filter(|w| {
@@ -288,14 +362,10 @@ impl Store {
                 && w.schema_version == encoded.schema().version()
                 && w.fingerprint == encoded.fingerprint
         });
-        if let Some(written) = unchanged {
-            // Still there? (A generation no manifest pins yet could have been deleted.)
-            let key = generation_key(name, written.sequence);
-            match self.backend.get_head(&key, 0) {
-                Ok(_) => return Ok((written, false)),
-                Err(BackendError::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+        if let Some(written) = unchanged
+            && self.still_there(name, written.sequence)?
+        {
+            return Ok((written, false));
         }
         let committed = self.commit_generation(
             &mut book,

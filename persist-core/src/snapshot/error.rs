@@ -26,6 +26,15 @@ pub enum SnapshotError {
         /// The member.
         name: String,
     },
+    /// [`crate::SnapshotWriter::reuse`] named a member this store has no earlier snapshot
+    /// generation of (none committed or restored by it, or that generation is gone).
+    #[error("snapshot of {set}: nothing to reuse for {name}: add its value instead")]
+    NothingToReuse {
+        /// The set.
+        set: String,
+        /// The member.
+        name: String,
+    },
     /// A commit lacked a member: a snapshot holds every member or is not written.
     #[error("snapshot of {set} not committed: member {name} was not added")]
     MissingMember {

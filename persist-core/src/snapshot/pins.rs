@@ -56,8 +56,9 @@ impl PinIndex {
         self.manifests.insert(manifest_key, members);
     }
 
-    pub(crate) fn remove(&mut self, manifest_key: &str) {
-        self.manifests.remove(manifest_key);
+    /// Forgets a deleted manifest; returns what it listed.
+    pub(crate) fn remove(&mut self, manifest_key: &str) -> Option<Vec<(String, u64)>> {
+        self.manifests.remove(manifest_key)
     }
 
     /// The generations of state `name` some manifest references.

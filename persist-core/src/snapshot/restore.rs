@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::backend::BackendError;
 use crate::check::{check_generation, open_generation};
 use crate::codec;
-use crate::envelope::{self, Header, TAG_LEN};
+use crate::envelope::{Header, TAG_LEN};
 use crate::error::LoadError;
 use crate::generation::{GenerationInfo, fetch, generation_key};
 use crate::persist::{Decoded, Persist};
@@ -278,7 +278,7 @@ impl Store {
                         schema_version: listed.schema_version,
                         fingerprint: listed.fingerprint(),
                         tag: listed.tag,
-                        digest: envelope::payload_digest(payload),
+                        digest: xxhash_rust::xxh3::xxh3_128(payload),
                     },
                 ));
             }

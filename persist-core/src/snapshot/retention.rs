@@ -60,6 +60,17 @@ impl Store {
         spec: &SnapshotSpec,
         plan: &[PlanEntry],
     ) -> (Vec<u64>, Option<BackendError>) {
+        let (deleted, failure, _) = self.apply_snapshot_plan(spec, plan);
+        (deleted, failure)
+    }
+
+    /// [`Store::apply_snapshot_retention`], also returning the members the deleted snapshots
+    /// listed (whose own retention may now find unpinned generations).
+    pub(crate) fn apply_snapshot_plan(
+        &self,
+        spec: &SnapshotSpec,
+        plan: &[PlanEntry],
+    ) -> (Vec<u64>, Option<BackendError>, HashSet<String>) {
         let mut deleted = Vec::new();
         let mut failure = None;
         for entry in plan.iter().filter(|e| !e.keep) {
@@ -71,9 +82,11 @@ impl Store {
                 }
             }
         }
+        let mut members = HashSet::new();
         let unpinned = self.with_pins(|pins| {
             for id in &deleted {
-                pins.remove(&generation_key(spec.manifest_name(), *id));
+                let listed = pins.remove(&generation_key(spec.manifest_name(), *id));
+                members.extend(listed.into_iter().flatten().map(|(name, _)| name));
             }
         });
         let book = self.book(spec.manifest_name());
@@ -82,6 +95,6 @@ impl Store {
             book.whole.remove(id);
             book.known.remove(id);
         }
-        (deleted, failure.or(unpinned.err()))
+        (deleted, failure.or(unpinned.err()), members)
     }
 }
