@@ -298,11 +298,16 @@ fn snapshots(c: &mut Criterion) {
     let nine = &sets[0];
     let positions = [PositionState::generate(3), PositionState::generate(4)];
     nine.commit(&snap_store, &spec, &positions[0]);
-    let mut p = 0usize;
+    // One turn counter for both commit variants, so each commit's position differs from the
+    // last one committed, whichever variant committed it.
+    let turn = std::cell::Cell::new(0usize);
+    let next_position = || {
+        turn.set(turn.get() + 1);
+        &positions[turn.get() % 2]
+    };
     let mut commit_position = || {
-        p += 1;
         assert_eq!(
-            black_box(nine.commit(&snap_store, &spec, &positions[p % 2])),
+            black_box(nine.commit(&snap_store, &spec, next_position())),
             1
         );
     };
@@ -318,11 +323,9 @@ fn snapshots(c: &mut Criterion) {
         &mut save_small,
     );
     // The same, with the eight unchanged members declared so (`SnapshotWriter::reuse`).
-    let mut q = 0usize;
     let mut commit_reusing = || {
-        q += 1;
         assert_eq!(
-            black_box(Nine::commit_reusing(&snap_store, &spec, &positions[q % 2])),
+            black_box(Nine::commit_reusing(&snap_store, &spec, next_position())),
             1
         );
     };

@@ -61,6 +61,14 @@ impl PinIndex {
         self.manifests.remove(manifest_key)
     }
 
+    /// Whether some manifest references generation `sequence` of state `name`.
+    pub(crate) fn pins(&self, name: &str, sequence: u64) -> bool {
+        self.manifests
+            .values()
+            .flatten()
+            .any(|(member, seq)| *seq == sequence && member == name)
+    }
+
     /// The generations of state `name` some manifest references.
     fn of(&self, name: &str) -> BTreeSet<u64> {
         self.manifests

@@ -64,8 +64,9 @@ impl Store {
         (deleted, failure)
     }
 
-    /// [`Store::apply_snapshot_retention`], also returning the members the deleted snapshots
-    /// listed (whose own retention may now find unpinned generations).
+    /// [`Store::apply_snapshot_retention`], also returning the members of which a deleted
+    /// snapshot listed a generation that no other snapshot lists (their own retention may now
+    /// delete it; a member listed unchanged by the kept snapshots has nothing new to do).
     pub(crate) fn apply_snapshot_plan(
         &self,
         spec: &SnapshotSpec,
@@ -84,9 +85,15 @@ impl Store {
         }
         let mut members = HashSet::new();
         let unpinned = self.with_pins(|pins| {
+            let mut released = Vec::new();
             for id in &deleted {
                 let listed = pins.remove(&generation_key(spec.manifest_name(), *id));
-                members.extend(listed.into_iter().flatten().map(|(name, _)| name));
+                released.extend(listed.into_iter().flatten());
+            }
+            for (name, sequence) in released {
+                if !pins.pins(&name, sequence) {
+                    members.insert(name);
+                }
             }
         });
         let book = self.book(spec.manifest_name());
