@@ -263,85 +263,70 @@ pub trait Backend: Send + Sync + fmt::Debug {
     }
 }
 
-/// A shared backend is a backend: a caller can keep a handle on the backend it gives a
-/// [`crate::Store`] (for a test's fault injection, or a replicator reading the same store).
-///
-/// ```
-/// use std::sync::Arc;
-/// use persist_core::{Backend, MemoryBackend};
-/// let shared = Arc::new(MemoryBackend::new());
-/// let boxed: Box<dyn Backend> = Box::new(Arc::clone(&shared));
-/// boxed.put_new("s/x", &[b"hi"]).unwrap();
-/// assert_eq!(&*shared.get("s/x").unwrap(), b"hi");
-/// ```
-impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
-    fn location(&self) -> String {
-        (**self).location()
-    }
-    fn begin_put(&self, key: &str) -> Result<Box<dyn NewObject + '_>, BackendError> {
-        (**self).begin_put(key)
-    }
-    fn get(&self, key: &str) -> Result<ObjectBytes, BackendError> {
-        (**self).get(key)
-    }
-    fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
-        (**self).get_mapped(key)
-    }
-    fn get_head(&self, key: &str, len: usize) -> Result<ObjectHead, BackendError> {
-        (**self).get_head(key, len)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError> {
-        (**self).list(prefix)
-    }
-    fn delete(&self, key: &str) -> Result<(), BackendError> {
-        (**self).delete(key)
-    }
-    fn free_space(&self) -> Result<Option<u64>, BackendError> {
-        (**self).free_space()
-    }
-    fn put_new(&self, key: &str, parts: &[&[u8]]) -> Result<(), BackendError> {
-        (**self).put_new(key, parts)
-    }
+/// Implements [`Backend`] for a pointer to one, every method (provided ones included, so a
+/// backend's own `get_mapped` or `put_new` is kept) forwarded to the pointee.
+macro_rules! forward_backend {
+    ($(#[$doc:meta])* $pointer:ty) => {
+        $(#[$doc])*
+        impl<B: Backend + ?Sized> Backend for $pointer {
+            fn location(&self) -> String {
+                (**self).location()
+            }
+            fn begin_put(&self, key: &str) -> Result<Box<dyn NewObject + '_>, BackendError> {
+                (**self).begin_put(key)
+            }
+            fn get(&self, key: &str) -> Result<ObjectBytes, BackendError> {
+                (**self).get(key)
+            }
+            fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
+                (**self).get_mapped(key)
+            }
+            fn get_head(&self, key: &str, len: usize) -> Result<ObjectHead, BackendError> {
+                (**self).get_head(key, len)
+            }
+            fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError> {
+                (**self).list(prefix)
+            }
+            fn delete(&self, key: &str) -> Result<(), BackendError> {
+                (**self).delete(key)
+            }
+            fn free_space(&self) -> Result<Option<u64>, BackendError> {
+                (**self).free_space()
+            }
+            fn put_new(&self, key: &str, parts: &[&[u8]]) -> Result<(), BackendError> {
+                (**self).put_new(key, parts)
+            }
+        }
+    };
 }
 
-/// A boxed backend is a backend: a `Box<dyn Backend>` can go wherever an `impl Backend` is
-/// wanted (a generic helper, a test suite), and be shared in turn with [`std::sync::Arc`].
-///
-/// ```
-/// use persist_core::{Backend, MemoryBackend};
-/// fn count(backend: impl Backend) -> usize {
-///     backend.list("s/").unwrap().len()
-/// }
-/// let boxed: Box<dyn Backend> = Box::new(MemoryBackend::new());
-/// boxed.put_new("s/x", &[b"hi"]).unwrap();
-/// assert_eq!(count(boxed), 1);
-/// ```
-impl<B: Backend + ?Sized> Backend for Box<B> {
-    fn location(&self) -> String {
-        (**self).location()
-    }
-    fn begin_put(&self, key: &str) -> Result<Box<dyn NewObject + '_>, BackendError> {
-        (**self).begin_put(key)
-    }
-    fn get(&self, key: &str) -> Result<ObjectBytes, BackendError> {
-        (**self).get(key)
-    }
-    fn get_mapped(&self, key: &str) -> Result<ObjectBytes, BackendError> {
-        (**self).get_mapped(key)
-    }
-    fn get_head(&self, key: &str, len: usize) -> Result<ObjectHead, BackendError> {
-        (**self).get_head(key, len)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BackendError> {
-        (**self).list(prefix)
-    }
-    fn delete(&self, key: &str) -> Result<(), BackendError> {
-        (**self).delete(key)
-    }
-    fn free_space(&self) -> Result<Option<u64>, BackendError> {
-        (**self).free_space()
-    }
-    fn put_new(&self, key: &str, parts: &[&[u8]]) -> Result<(), BackendError> {
-        (**self).put_new(key, parts)
-    }
+forward_backend! {
+    /// A shared backend is a backend: a caller can keep a handle on the backend it gives a
+    /// [`crate::Store`] (for a test's fault injection, or a replicator reading the same store).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use persist_core::{Backend, MemoryBackend};
+    /// let shared = Arc::new(MemoryBackend::new());
+    /// let boxed: Box<dyn Backend> = Box::new(Arc::clone(&shared));
+    /// boxed.put_new("s/x", &[b"hi"]).unwrap();
+    /// assert_eq!(&*shared.get("s/x").unwrap(), b"hi");
+    /// ```
+    std::sync::Arc<B>
+}
+
+forward_backend! {
+    /// A boxed backend is a backend: a `Box<dyn Backend>` can go wherever an `impl Backend` is
+    /// wanted (a generic helper, a test suite), and be shared in turn with [`std::sync::Arc`].
+    ///
+    /// ```
+    /// use persist_core::{Backend, MemoryBackend};
+    /// fn count(backend: impl Backend) -> usize {
+    ///     backend.list("s/").unwrap().len()
+    /// }
+    /// let boxed: Box<dyn Backend> = Box::new(MemoryBackend::new());
+    /// boxed.put_new("s/x", &[b"hi"]).unwrap();
+    /// assert_eq!(count(boxed), 1);
+    /// ```
+    Box<B>
 }
