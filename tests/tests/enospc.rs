@@ -129,8 +129,18 @@ fn enospc_during_the_write_fails_cleanly() {
     assert_eq!(loaded.value, first);
     assert!(loaded.report.is_clean());
 
-    // Space comes back: the next save works, under a fresh sequence number.
+    // Space comes back: the next save works, under a fresh sequence number. (The kernel may
+    // free the neighbour's blocks a moment after the unlink, e.g. while a process another test
+    // thread forked still holds the descriptor until its exec: wait until statvfs shows them.)
     std::fs::remove_file(dir.path().join("neighbour.bin")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.backend().free_space().unwrap().unwrap_or(u64::MAX) < 256 << 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the neighbour's space never came back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(store.save(&big).unwrap().sequence, 3);
     assert_eq!(store.load::<AgentState>().unwrap().value, big);
 }
