@@ -4,8 +4,9 @@
 use std::fmt;
 
 use crate::backend::Backend;
+use crate::delta::chain::{self, Resolved};
 use crate::envelope::{self, Expect, Header};
-use crate::generation::{GenerationInfo, fetch};
+use crate::generation::GenerationInfo;
 use crate::key::Keyring;
 use crate::persist::{CodecError, MigrationStep, Persist};
 use crate::reject::RejectReason;
@@ -99,14 +100,32 @@ pub struct Checked {
     pub header: Header,
     /// The migration steps a load applies to it.
     pub migrations: Vec<MigrationStep>,
+    /// A delta's base generation (`None` for a whole generation): kept as long as it is.
+    pub base: Option<u64>,
 }
 
 /// Opens the envelope of generation `sequence` of `schema` and checks its fingerprint: everything
 /// a load checks but the payload. `early` runs on the payload beside the tag verification when
 /// the payload claims to be the current version (so it must be safe on arbitrary bytes: rkyv
 /// validation is; migrations are not and run later); its result is dropped unless every check
-/// passes.
+/// passes. A rebuilt delta was verified when its chain was read: only its fingerprint is left.
 pub(crate) fn open_generation<'a, R>(
+    ring: &Keyring,
+    schema: &Schema,
+    sequence: u64,
+    resolved: &'a Resolved,
+    early: impl FnOnce(&'a [u8]) -> R,
+) -> Result<(Header, &'a [u8], Option<R>), RejectReason> {
+    let (header, payload, early) = match resolved {
+        Resolved::Whole(bytes) => open_whole(ring, schema, sequence, bytes, early)?,
+        Resolved::Rebuilt(rebuilt) => (rebuilt.header.clone(), &rebuilt.payload[..], None),
+    };
+    check_fingerprint(schema, &header)?;
+    Ok((header, payload, early))
+}
+
+/// [`open_generation`] of a generation's own bytes (no chain to follow).
+fn open_whole<'a, R>(
     ring: &Keyring,
     schema: &Schema,
     sequence: u64,
@@ -117,7 +136,11 @@ pub(crate) fn open_generation<'a, R>(
     let claimed = Header::decode_unverified(bytes).map(|h| h.schema_version);
     let early = |payload| (claimed == Ok(schema.version)).then(|| early(payload));
     let (opened, early) = envelope::open_with(ring, bytes, &expect, early)?;
-    let header = opened.header;
+    Ok((opened.header, opened.payload, early))
+}
+
+/// The header's fingerprint must be the type's for that version.
+fn check_fingerprint(schema: &Schema, header: &Header) -> Result<(), RejectReason> {
     let version = header.schema_version;
     let expected = schema
         .fingerprint_of(version)
@@ -130,35 +153,83 @@ pub(crate) fn open_generation<'a, R>(
             found: header.fingerprint,
         });
     }
-    Ok((header, opened.payload, early))
+    Ok(())
 }
 
 /// Checks one generation's bytes exactly as a load of its type would: the envelope, the
-/// fingerprint, validation, decoding and every migration step (the value is dropped).
+/// fingerprint, validation, decoding and every migration step (the value is dropped). A delta
+/// needs its base: it fails with [`crate::EnvelopeError::NeedsBase`] here (a [`crate::Store`]
+/// follows the chain).
 pub fn check_generation(
     ring: &Keyring,
     schema: &Schema,
     sequence: u64,
     bytes: &[u8],
 ) -> Result<Checked, RejectReason> {
-    let decode = schema.decode;
-    let version = schema.version;
-    let (header, payload, early) =
-        open_generation(ring, schema, sequence, bytes, |p| decode(version, p))?;
-    let migrations = match early {
-        Some(decoded) => decoded?,
-        None => decode(header.schema_version, payload)?,
-    };
-    Ok(Checked { header, migrations })
+    let (header, payload, early) = open_whole(ring, schema, sequence, bytes, |p| {
+        (schema.decode)(schema.version, p)
+    })?;
+    check_fingerprint(schema, &header)?;
+    decode_checked(schema, header, payload, early)
 }
 
-/// Fetches one stored generation and checks it with [`check_generation`].
+fn decode_checked(
+    schema: &Schema,
+    header: Header,
+    payload: &[u8],
+    early: Option<Result<Vec<MigrationStep>, CodecError>>,
+) -> Result<Checked, RejectReason> {
+    let migrations = match early {
+        Some(decoded) => decoded?,
+        None => (schema.decode)(header.schema_version, payload)?,
+    };
+    Ok(Checked {
+        header,
+        migrations,
+        base: None,
+    })
+}
+
+/// Reads one stored generation (following a delta's chain) and checks it as a load would.
 pub(crate) fn check_stored(
     backend: &dyn Backend,
     keyring: &Keyring,
     schema: &Schema,
     generation: &GenerationInfo,
 ) -> Result<Checked, RejectReason> {
-    let bytes = fetch(backend, generation, false)?;
-    check_generation(keyring, schema, generation.sequence, &bytes)
+    let resolved = fetch_for(backend, keyring, schema, generation, false)?;
+    check_resolved(keyring, schema, generation.sequence, &resolved)
+}
+
+/// Checks a generation as read by [`fetch_for`] as a load would.
+pub(crate) fn check_resolved(
+    keyring: &Keyring,
+    schema: &Schema,
+    sequence: u64,
+    resolved: &Resolved,
+) -> Result<Checked, RejectReason> {
+    let base = match resolved {
+        Resolved::Rebuilt(rebuilt) => Some(rebuilt.chunks.header.base_sequence),
+        Resolved::Whole(_) => None,
+    };
+    let (header, payload, early) = open_generation(keyring, schema, sequence, resolved, |p| {
+        (schema.decode)(schema.version, p)
+    })?;
+    Ok(Checked {
+        base,
+        ..decode_checked(schema, header, payload, early)?
+    })
+}
+
+/// Reads generation `generation` of `schema` for a check or a load: a delta's chain is
+/// followed and verified (its header checked against what the schema expects).
+pub(crate) fn fetch_for(
+    backend: &dyn Backend,
+    keyring: &Keyring,
+    schema: &Schema,
+    generation: &GenerationInfo,
+    mapped: bool,
+) -> Result<Resolved, RejectReason> {
+    let expect = schema.expect(generation.sequence);
+    chain::fetch_resolved(backend, keyring, schema.name, &expect, generation, mapped)
 }

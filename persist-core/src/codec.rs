@@ -20,6 +20,15 @@ where
     rkyv::to_bytes::<RkyvError>(value).map_err(CodecError::Encode)
 }
 
+/// Serialises `value` into `buffer` (cleared first), reusing its allocation.
+pub fn encode_into<T>(value: &T, mut buffer: AlignedVec) -> Result<AlignedVec, CodecError>
+where
+    T: for<'a> Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, RkyvError>>,
+{
+    buffer.clear();
+    rkyv::api::high::to_bytes_in::<_, RkyvError>(value, buffer).map_err(CodecError::Encode)
+}
+
 /// Validates `payload` and returns a zero-copy view of its archived root.
 pub fn access<T>(payload: &[u8]) -> Result<&T::Archived, CodecError>
 where

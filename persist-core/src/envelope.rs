@@ -22,10 +22,12 @@
 //! the payload in one pass. Both are read: a generation written by an older build stays
 //! loadable. `docs/FORMAT.md` has the exact inputs.
 
+pub(crate) mod chunked;
 mod mac;
 
 use std::fmt;
 
+use chunked::{CHUNKED_FORMAT, CHUNKED_HEADER_LEN, ChunkHeader, Chunks};
 pub use mac::{CHUNK_LEN, PARALLEL_MIN_LEN};
 
 use crate::key::{Key, KeyId, Keyring};
@@ -34,10 +36,14 @@ use crate::schema::{Fingerprint, RkyvFormat};
 /// The first eight bytes of every generation (PNG-style: a high byte, a name, and line endings
 /// that reveal a text-mode transfer).
 pub const MAGIC: [u8; 8] = *b"\x89PST\r\n\x1a\n";
-/// The envelope format this build writes.
+/// The envelope format this build writes for whole generations (chunked ones, full or delta,
+/// are [`chunked::CHUNKED_FORMAT`], 3).
 pub const FORMAT_VERSION: u16 = 2;
-/// The oldest envelope format this build reads (every format from it to [`FORMAT_VERSION`]).
+/// The oldest envelope format this build reads.
 pub const OLDEST_FORMAT_VERSION: u16 = 1;
+/// The newest envelope format this build reads (every format from [`OLDEST_FORMAT_VERSION`] to
+/// it).
+pub const NEWEST_FORMAT_VERSION: u16 = CHUNKED_FORMAT;
 /// The header's length; the payload starts here, 16-byte aligned.
 pub const HEADER_LEN: usize = 160;
 /// The HMAC-SHA256 tag's length, at the end of the envelope.
@@ -129,7 +135,7 @@ pub enum EnvelopeError {
     /// A format version this build cannot read.
     #[error(
         "envelope format version {found} is not supported \
-         (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
+         (this build reads {OLDEST_FORMAT_VERSION} to {NEWEST_FORMAT_VERSION})"
     )]
     UnsupportedFormat {
         /// The version found.
@@ -196,6 +202,31 @@ pub enum EnvelopeError {
         /// The oldest version this binary knows.
         oldest_known: u32,
     },
+    /// A chunked envelope's chunk table is inconsistent (lengths that do not add up, a full
+    /// generation that refers to a base, a base that is not older).
+    #[error("inconsistent chunk table: {0}")]
+    BadChunkTable(&'static str),
+    /// A chunk's bytes do not have the digest the signed table lists: corruption.
+    #[error("chunk {index} does not match its signed digest (corrupted)")]
+    ChunkDigest {
+        /// The chunk's index in the table.
+        index: usize,
+    },
+    /// A delta's chain is longer than any this build reads.
+    #[error("delta chain of depth {depth}: this build reads chains of at most {limit}")]
+    ChainTooLong {
+        /// The depth in the delta's header.
+        depth: u32,
+        /// [`chunked::MAX_DEPTH`].
+        limit: u32,
+    },
+    /// The envelope is an authentic delta: it can only be read with its base generation
+    /// ([`crate::Store::load`] and the other store readers follow the chain).
+    #[error("a delta of generation {base_sequence}: read it with its base (through a Store)")]
+    NeedsBase {
+        /// The base generation's sequence.
+        base_sequence: u64,
+    },
 }
 
 /// An envelope that passed every check of [`open`]: its header and a borrow of its payload.
@@ -252,6 +283,20 @@ impl Header {
         Ok(b)
     }
 
+    /// Encodes the header of a chunked envelope (format 3): these 160 bytes with the format
+    /// and header length of format 3, then the chunk header.
+    pub fn encode_chunked(
+        &self,
+        chunk: &ChunkHeader,
+    ) -> Result<[u8; CHUNKED_HEADER_LEN], EnvelopeError> {
+        let mut b = [0u8; CHUNKED_HEADER_LEN];
+        b[..HEADER_LEN].copy_from_slice(&self.encode()?);
+        b[8..10].copy_from_slice(&CHUNKED_FORMAT.to_le_bytes());
+        b[12..16].copy_from_slice(&(CHUNKED_HEADER_LEN as u32).to_le_bytes());
+        b[HEADER_LEN..].copy_from_slice(&chunk.encode());
+        Ok(b)
+    }
+
     /// Decodes a header **without verifying the tag**: for `persist inspect` and for choosing the
     /// key. Never trust its fields before [`open`] succeeds.
     pub fn decode_unverified(bytes: &[u8]) -> Result<Header, EnvelopeError> {
@@ -300,7 +345,7 @@ pub fn tag(key: &Key, header: &[u8; HEADER_LEN], payload: &[u8]) -> [u8; TAG_LEN
 
 /// Whether this build reads envelope format `format`.
 pub fn is_readable_format(format: u16) -> bool {
-    (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&format)
+    (OLDEST_FORMAT_VERSION..=NEWEST_FORMAT_VERSION).contains(&format)
 }
 
 /// Seals a payload into one contiguous envelope signed with the ring's current key.
@@ -340,41 +385,131 @@ pub fn seal(ring: &Keyring, mut header: Header, payload: &[u8]) -> Result<Vec<u8
 
 /// Verifies an envelope and checks its header against `expect`. See the module docs for the
 /// order of the checks; nothing is returned unless all pass.
+///
+/// A full chunked generation (format 3) is opened in place like the others; a delta fails with
+/// [`EnvelopeError::NeedsBase`] once authentic: only a reader that fetches its base (the
+/// [`crate::Store`]) can rebuild it.
 pub fn open<'a>(
     ring: &Keyring,
     bytes: &'a [u8],
     expect: &Expect<'_>,
 ) -> Result<Opened<'a>, EnvelopeError> {
+    match open_sealed(ring, bytes, expect)? {
+        Sealed::Whole(opened) => Ok(opened),
+        Sealed::Chunked(link) if !link.chunks.header.is_delta() => Ok(Opened {
+            header: link.header,
+            payload: link.data,
+        }),
+        Sealed::Chunked(link) => Err(EnvelopeError::NeedsBase {
+            base_sequence: link.chunks.header.base_sequence,
+        }),
+    }
+}
+
+/// An envelope that passed every check of [`open_sealed`].
+#[derive(Debug)]
+pub enum Sealed<'a> {
+    /// Format 1 or 2: the payload is in the envelope.
+    Whole(Opened<'a>),
+    /// Format 3, full or delta: the chunk table and the literal data, whose digests were checked.
+    Chunked(ChunkedOpened<'a>),
+}
+
+/// A chunked envelope (format 3) that passed every check of its own: tag, structure,
+/// expectations, chunk table and the digests of its literal chunks. A delta's references are
+/// checked against its base by the reader of the chain.
+#[derive(Debug)]
+pub struct ChunkedOpened<'a> {
+    /// The verified header (its payload length is the reconstructed payload's).
+    pub header: Header,
+    /// The chunk header and table.
+    pub chunks: Chunks,
+    /// The literal data: a full generation's whole payload, 16-byte aligned if the input was.
+    pub data: &'a [u8],
+    /// The envelope's tag.
+    pub tag: [u8; TAG_LEN],
+}
+
+/// [`open`] for every format, deltas included: see [`Sealed`].
+pub fn open_sealed<'a>(
+    ring: &Keyring,
+    bytes: &'a [u8],
+    expect: &Expect<'_>,
+) -> Result<Sealed<'a>, EnvelopeError> {
     let header = Header::decode_unverified(bytes)?;
     let format = u16::from_le_bytes([bytes[8], bytes[9]]);
-    let (signed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
-    let (head, payload) = signed.split_at(HEADER_LEN);
     let Some(key) = ring.get(header.key_id) else {
         let foreign = EnvelopeError::UnknownKey(header.key_id);
-        return Err(damaged_or(ring, head, payload, tag, Field::KeyId, foreign));
+        return Err(damaged_or(ring, bytes, Field::KeyId, foreign));
     };
     if !is_readable_format(format) {
         let unsupported = EnvelopeError::UnsupportedFormat { found: format };
-        return Err(damaged_or(
-            ring,
-            head,
-            payload,
-            tag,
-            Field::Format,
-            unsupported,
-        ));
+        return Err(damaged_or(ring, bytes, Field::Format, unsupported));
     }
+    if format == CHUNKED_FORMAT {
+        // A whole envelope whose format field was damaged into 3 is damage too, not a
+        // malformed chunked envelope: the tag verifies with the field restored.
+        let damaged = |e| damaged_or(ring, bytes, Field::Format, e);
+        chunked::check_lengths(bytes, bytes.len() as u64).map_err(damaged)?;
+        let (head, data, table, tag) = chunked::split(bytes);
+        if !chunked::verify(key, head, table, tag) {
+            return Err(damaged(EnvelopeError::BadTag));
+        }
+        check_structure(bytes, CHUNKED_HEADER_LEN)?;
+        check_expectations(&header, expect)?;
+        let chunks = chunked::parse(head, table, header.payload_len, header.sequence)?;
+        if chunks.header.depth > chunked::MAX_DEPTH {
+            return Err(EnvelopeError::ChainTooLong {
+                depth: chunks.header.depth,
+                limit: chunked::MAX_DEPTH,
+            });
+        }
+        chunked::verify_literals(&chunks.entries, data)
+            .map_err(|index| EnvelopeError::ChunkDigest { index })?;
+        return Ok(Sealed::Chunked(ChunkedOpened {
+            header,
+            chunks,
+            data,
+            tag: tag.try_into().expect("32 bytes"),
+        }));
+    }
+    let (signed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+    let (head, payload) = signed.split_at(HEADER_LEN);
     if !mac::verify(format, key, head, payload, tag) {
         return Err(EnvelopeError::BadTag);
     }
 
-    check_structure(bytes)?;
+    check_structure(bytes, HEADER_LEN)?;
     check_expectations(&header, expect)?;
     let end = bytes.len() - TAG_LEN;
-    Ok(Opened {
+    Ok(Sealed::Whole(Opened {
         header,
         payload: &bytes[HEADER_LEN..end],
-    })
+    }))
+}
+
+/// Whether `bytes` claim to be a chunked delta (format 3, depth above 0). Unverified: for
+/// choosing a reader, never for trusting anything.
+pub fn is_delta_unverified(bytes: &[u8]) -> bool {
+    bytes.len() >= CHUNKED_HEADER_LEN
+        && bytes[..MAGIC.len()] == MAGIC
+        && u16::from_le_bytes([bytes[8], bytes[9]]) == CHUNKED_FORMAT
+        && ChunkHeader::decode_unverified(bytes).is_some_and(|c| c.is_delta())
+}
+
+/// Where the payload of a whole envelope would be, by its unverified header: `None` for a
+/// delta or lengths that do not add up.
+fn payload_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+    let min = HEADER_LEN + TAG_LEN;
+    if bytes.len() < min || bytes[..MAGIC.len()] != MAGIC {
+        return None;
+    }
+    if u16::from_le_bytes([bytes[8], bytes[9]]) != CHUNKED_FORMAT {
+        return Some(HEADER_LEN..bytes.len() - TAG_LEN);
+    }
+    let chunk = ChunkHeader::decode_unverified(bytes)?;
+    chunked::check_lengths(bytes, bytes.len() as u64).ok()?;
+    (!chunk.is_delta()).then(|| CHUNKED_HEADER_LEN..CHUNKED_HEADER_LEN + chunk.literal_len as usize)
 }
 
 /// [`open`], with `alongside` run on the payload while the tag is being verified: when the
@@ -415,14 +550,14 @@ pub fn open_with<'a, R, F>(
 where
     F: FnOnce(&'a [u8]) -> R,
 {
-    let payload_len = bytes.len().saturating_sub(HEADER_LEN + TAG_LEN);
-    if payload_len < PARALLEL_MIN_LEN {
+    let range = payload_range(bytes).filter(|r| r.len() >= PARALLEL_MIN_LEN);
+    let Some(range) = range else {
         let opened = open(ring, bytes, expect)?;
         let result = alongside(opened.payload);
         return Ok((opened, result));
-    }
-    // The same slice `open` hands out once it has checked the lengths in the header.
-    let payload = &bytes[HEADER_LEN..bytes.len() - TAG_LEN];
+    };
+    // The slice `open` hands out once it has checked the lengths in the header.
+    let payload = &bytes[range];
     // The verification moves to a second thread (its result is `Send`; the caller's value need
     // not be).
     std::thread::scope(|s| {
@@ -445,20 +580,18 @@ where
 /// Costs one tag computation per ring key and readable format, only on this rejection path.
 fn damaged_or(
     ring: &Keyring,
-    head: &[u8],
-    payload: &[u8],
-    tag: &[u8],
+    bytes: &[u8],
     field: Field,
     otherwise: EnvelopeError,
 ) -> EnvelopeError {
-    let stated_key = KeyId(head[16..24].try_into().expect("8 bytes"));
-    let stated_format = u16::from_le_bytes([head[8], head[9]]);
+    let stated_key = KeyId(bytes[16..24].try_into().expect("8 bytes"));
+    let stated_format = u16::from_le_bytes([bytes[8], bytes[9]]);
     let candidates: Vec<(&Key, u16)> = match field {
         Field::KeyId if is_readable_format(stated_format) => {
             ring.keys().map(|k| (k, stated_format)).collect()
         }
         Field::Format => match ring.get(stated_key) {
-            Some(key) => (OLDEST_FORMAT_VERSION..=FORMAT_VERSION)
+            Some(key) => (OLDEST_FORMAT_VERSION..=NEWEST_FORMAT_VERSION)
                 .map(|f| (key, f))
                 .collect(),
             None => Vec::new(),
@@ -466,17 +599,32 @@ fn damaged_or(
         Field::KeyId => Vec::new(),
     };
     for (key, format) in candidates {
-        let mut restored = [0u8; HEADER_LEN];
-        restored.copy_from_slice(head);
+        let mut restored = bytes[..HEADER_LEN].to_vec();
         restored[16..24].copy_from_slice(&key.id().0);
         restored[8..10].copy_from_slice(&format.to_le_bytes());
-        if mac::verify(format, key, &restored, payload, tag) {
+        if tag_verifies(format, key, &restored, bytes) {
             return EnvelopeError::DamagedHeader {
                 field: field.name(),
             };
         }
     }
     otherwise
+}
+
+/// Whether `bytes`, with their first 160 bytes replaced by `head`, carry a valid tag of
+/// `format` under `key` (the tag alone: no literal digest is checked).
+fn tag_verifies(format: u16, key: &Key, head: &[u8], bytes: &[u8]) -> bool {
+    if format == CHUNKED_FORMAT {
+        if chunked::check_lengths(bytes, bytes.len() as u64).is_err() {
+            return false;
+        }
+        let (chunk_head, _, table, tag) = chunked::split(bytes);
+        let mut restored = chunk_head.to_vec();
+        restored[..HEADER_LEN].copy_from_slice(head);
+        return chunked::verify(key, &restored, table, tag);
+    }
+    let (signed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+    mac::verify(format, key, head, &signed[HEADER_LEN..], tag)
 }
 
 /// A header field [`damaged_or`] can restore.
@@ -516,6 +664,12 @@ pub fn check_head(head: &[u8], size: u64) -> Result<(), EnvelopeError> {
     }
     let header_len = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
     let payload_len = u64::from_le_bytes(head[80..88].try_into().expect("8 bytes"));
+    if u16::from_le_bytes([head[8], head[9]]) == CHUNKED_FORMAT {
+        if head.len() < CHUNKED_HEADER_LEN {
+            return Err(EnvelopeError::Truncated { len: size, min });
+        }
+        return chunked::check_lengths(head, size);
+    }
     let expected = u64::from(header_len)
         .checked_add(payload_len)
         .and_then(|n| n.checked_add(TAG_LEN as u64));
@@ -529,26 +683,32 @@ pub fn check_head(head: &[u8], size: u64) -> Result<(), EnvelopeError> {
     Ok(())
 }
 
-/// Checks the authentic header's own consistency.
-fn check_structure(bytes: &[u8]) -> Result<(), EnvelopeError> {
+/// How many bytes of an object [`check_head`] needs to see: every format's header.
+pub const HEAD_LEN: usize = CHUNKED_HEADER_LEN;
+
+/// Checks the authentic header's own consistency (`header_len`: the format's header length;
+/// the lengths of a chunked envelope were checked before its tag).
+fn check_structure(bytes: &[u8], header_len: usize) -> Result<(), EnvelopeError> {
     if bytes[10..12] != [0, 0] {
         return Err(EnvelopeError::Reserved("flags"));
     }
     if bytes[31] != 0 || bytes[152..160].iter().any(|&b| b != 0) {
         return Err(EnvelopeError::Reserved("reserved bytes"));
     }
-    let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
-    let payload_len = u64::from_le_bytes(bytes[80..88].try_into().expect("8 bytes"));
-    let total = bytes.len() as u64;
-    let expected_total = u64::from(header_len)
-        .checked_add(payload_len)
-        .and_then(|n| n.checked_add(TAG_LEN as u64));
-    if header_len as usize != HEADER_LEN || expected_total != Some(total) {
-        return Err(EnvelopeError::LengthMismatch {
-            header_len,
-            payload_len,
-            total,
-        });
+    if header_len == HEADER_LEN {
+        let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
+        let payload_len = u64::from_le_bytes(bytes[80..88].try_into().expect("8 bytes"));
+        let total = bytes.len() as u64;
+        let expected_total = u64::from(header_len)
+            .checked_add(payload_len)
+            .and_then(|n| n.checked_add(TAG_LEN as u64));
+        if header_len as usize != HEADER_LEN || expected_total != Some(total) {
+            return Err(EnvelopeError::LengthMismatch {
+                header_len,
+                payload_len,
+                total,
+            });
+        }
     }
     let name_len = usize::from(bytes[30]);
     if name_len > MAX_NAME_LEN || bytes[88 + name_len..152].iter().any(|&b| b != 0) {

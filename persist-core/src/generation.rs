@@ -14,7 +14,7 @@
 //!   its header authorises.
 
 use crate::backend::{Backend, BackendError, ObjectBytes, ObjectMeta};
-use crate::envelope::{self, HEADER_LEN};
+use crate::envelope;
 use crate::reject::RejectReason;
 
 /// The file extension of a generation.
@@ -125,7 +125,7 @@ pub fn fetch(
     generation: &GenerationInfo,
     mapped: bool,
 ) -> Result<ObjectBytes, RejectReason> {
-    let head = backend.get_head(&generation.key, HEADER_LEN)?;
+    let head = backend.get_head(&generation.key, envelope::HEAD_LEN)?;
     envelope::check_head(&head.bytes, head.size)?;
     let bytes = if mapped {
         backend.get_mapped(&generation.key)?
@@ -133,6 +133,9 @@ pub fn fetch(
         backend.get(&generation.key)?
     };
     // Generations are immutable: a different size now means someone replaced the object.
-    envelope::check_head(&bytes[..HEADER_LEN.min(bytes.len())], bytes.len() as u64)?;
+    envelope::check_head(
+        &bytes[..envelope::HEAD_LEN.min(bytes.len())],
+        bytes.len() as u64,
+    )?;
     Ok(bytes)
 }

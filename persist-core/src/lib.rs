@@ -119,6 +119,7 @@ mod backend;
 mod check;
 mod checkpoint;
 pub mod codec;
+mod delta;
 mod encoded;
 mod envelope;
 mod error;
@@ -155,6 +156,7 @@ pub use check::{Checked, Schema};
 pub use checkpoint::{
     CheckpointError, CheckpointStatus, Checkpointer, SavePolicy, SetStatus, SnapshotBatch,
 };
+pub use delta::{ChunkSizes, DeltaPolicy};
 pub use encoded::Encoded;
 pub use envelope::{EnvelopeError, Expect, Header, Opened};
 pub use error::{LoadError, SaveError};
@@ -165,7 +167,7 @@ pub use memory::MemoryBackend;
 pub use persist::{CodecError, Decoded, MigrationStep, Persist, StepError};
 pub use reject::{RejectKind, RejectReason, Rejection, WalkPast};
 pub use report::{RecoveryReport, RestoredFrom};
-pub use retention_plan::{PlanEntry, RetentionPolicy, RetentionReason, plan_retention};
+pub use retention_plan::{PlanEntry, RetentionPolicy, RetentionReason, keep_bases, plan_retention};
 pub use save::SaveReceipt;
 pub use schema::{Fingerprint, RkyvFormat};
 pub use snapshot::{
@@ -186,10 +188,15 @@ pub use view::{OpenError, View};
 /// ```
 pub mod format {
     pub use crate::check::check_generation;
+    pub use crate::envelope::chunked::{
+        CHUNKED_FORMAT, CHUNKED_HEADER_LEN, ChunkHeader, Chunks, DOMAIN_V3, ENTRY_LEN, Entry,
+        LITERAL, MAX_DEPTH, encode_table, envelope_len, tag as chunked_tag,
+    };
     pub use crate::envelope::{
-        CHUNK_LEN, DOMAIN, DOMAIN_V1, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_NAME_LEN,
-        OLDEST_FORMAT_VERSION, PARALLEL_MIN_LEN, TAG_LEN, check_head, is_readable_format, open,
-        open_with, seal, tag, validate_name,
+        CHUNK_LEN, ChunkedOpened, DOMAIN, DOMAIN_V1, FORMAT_VERSION, HEAD_LEN, HEADER_LEN, MAGIC,
+        MAX_NAME_LEN, NEWEST_FORMAT_VERSION, OLDEST_FORMAT_VERSION, PARALLEL_MIN_LEN, Sealed,
+        TAG_LEN, check_head, is_delta_unverified, is_readable_format, open, open_sealed, open_with,
+        seal, tag, validate_name,
     };
     pub use crate::generation::{
         GENERATION_EXT, MAX_SEQUENCE, fetch, generation_key, parse_generation_key,

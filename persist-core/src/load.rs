@@ -3,9 +3,10 @@
 
 use crate::backend::Backend;
 use crate::check::{self, Checked, Schema, open_generation};
+use crate::delta::chain::Resolved;
 use crate::envelope::{self, Expect, Header};
 use crate::error::LoadError;
-use crate::generation::{GenerationInfo, fetch};
+use crate::generation::GenerationInfo;
 use crate::persist::{MigrationStep, Persist};
 use crate::recovery::{Accepted, walk_back};
 use crate::reject::RejectReason;
@@ -35,11 +36,8 @@ impl Store {
     /// ones falls back to the off-site copy: the value is verified like any other, written back
     /// locally, and [`RecoveryReport::restored_from`] says so.
     pub fn load<T: Persist>(&self) -> Result<Loaded<T>, LoadError> {
-        match self.load_from::<T>(self.backend.as_ref()) {
-            Ok(loaded) => {
-                self.remember(T::NAME, loaded.report.sequence, Class::Loadable);
-                Ok(loaded)
-            }
+        match self.load_local::<T>() {
+            Ok(loaded) => Ok(loaded),
             Err(local @ (LoadError::NoGeneration { .. } | LoadError::AllInvalid { .. })) => {
                 match &self.config.off_site {
                     Some(off_site) => self.restore_from_off_site::<T>(off_site.as_ref(), local),
@@ -50,28 +48,61 @@ impl Store {
         }
     }
 
+    /// Loads from the local backend. With deltas on, the generation loaded becomes the base of
+    /// the next save (when it is chunked), so a restart does not cost a full generation.
+    fn load_local<T: Persist>(&self) -> Result<Loaded<T>, LoadError> {
+        let keep = self.config.deltas.is_some();
+        let (loaded, resolved) = self.load_with::<T>(self.backend.as_ref(), keep)?;
+        let sequence = loaded.report.sequence;
+        let base = loaded.report.base;
+        let book = self.book(T::NAME);
+        let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
+        book.known.insert(sequence, Class::Loadable { base });
+        if let Some(resolved) = resolved {
+            book.previous = resolved.into_previous(sequence);
+        }
+        Ok(loaded)
+    }
+
     pub(crate) fn load_from<T: Persist>(
         &self,
         backend: &dyn Backend,
     ) -> Result<Loaded<T>, LoadError> {
+        self.load_with(backend, false).map(|(loaded, _)| loaded)
+    }
+
+    /// [`Store::load_from`], also returning the generation as read when `keep`.
+    fn load_with<T: Persist>(
+        &self,
+        backend: &dyn Backend,
+        keep: bool,
+    ) -> Result<(Loaded<T>, Option<Resolved>), LoadError> {
         let Accepted {
-            value: (value, header, migrations),
+            value:
+                Found {
+                    value,
+                    header,
+                    migrations,
+                    base,
+                    resolved,
+                },
             generation,
             rejected,
         } = walk_back(backend, T::NAME, self.config.walk_past, |generation| {
-            self.load_generation::<T>(backend, generation)
+            self.load_generation::<T>(backend, generation, keep)
         })?;
-        let report = RecoveryReport::new(
+        let mut report = RecoveryReport::new(
             backend.location(),
             generation.sequence,
             &header,
             migrations,
             rejected,
         );
+        report.base = base;
         if !report.rejected.is_empty() {
             tracing::warn!(%report, "recovered past rejected generations");
         }
-        Ok(Loaded { value, report })
+        Ok((Loaded { value, report }, resolved))
     }
 
     /// Verifies, decodes and migrates one generation. A large current-version payload is
@@ -82,20 +113,34 @@ impl Store {
         &self,
         backend: &dyn Backend,
         generation: &GenerationInfo,
-    ) -> Result<(T, Header, Vec<MigrationStep>), RejectReason> {
+        keep: bool,
+    ) -> Result<Found<T>, RejectReason> {
         // A copy, not a map: `load` is the path for stores whose files other writers might
         // touch (see persist-fs's mmap safety note); `open` is the zero-copy one.
-        let bytes = fetch(backend, generation, false)?;
         let schema = Schema::of::<T>();
-        let (header, payload, early) =
-            open_generation(&self.keyring, &schema, generation.sequence, &bytes, |p| {
-                T::decode(T::VERSION, p)
-            })?;
+        let resolved = check::fetch_for(backend, &self.keyring, &schema, generation, false)?;
+        let (header, payload, early) = open_generation(
+            &self.keyring,
+            &schema,
+            generation.sequence,
+            &resolved,
+            |p| T::decode(T::VERSION, p),
+        )?;
         let decoded = match early {
             Some(decoded) => decoded?,
             None => T::decode(header.schema_version, payload)?,
         };
-        Ok((decoded.value, header, decoded.migrations))
+        let base = match &resolved {
+            Resolved::Rebuilt(rebuilt) => Some(rebuilt.chunks.header.base_sequence),
+            Resolved::Whole(_) => None,
+        };
+        Ok(Found {
+            value: decoded.value,
+            header,
+            migrations: decoded.migrations,
+            base,
+            resolved: keep.then_some(resolved),
+        })
     }
 
     /// Checks one generation exactly as a load of its type would (envelope, fingerprint,
@@ -116,13 +161,14 @@ impl Store {
         let accepted = walk_back(backend, schema.name(), self.config.walk_past, |g| {
             self.check(schema, g)
         })?;
-        let report = RecoveryReport::new(
+        let mut report = RecoveryReport::new(
             backend.location(),
             accepted.generation.sequence,
             &accepted.value.header,
             accepted.value.migrations,
             accepted.rejected,
         );
+        report.base = accepted.value.base;
         Ok(NewestValid {
             generation: accepted.generation,
             report,
@@ -159,10 +205,31 @@ impl Store {
         name: &str,
         generation: &GenerationInfo,
     ) -> Result<Header, RejectReason> {
-        let bytes = fetch(self.backend.as_ref(), generation, false)?;
         let expect = Expect::generation(name, generation.sequence);
-        Ok(envelope::open(&self.keyring, &bytes, &expect)?.header)
+        let resolved = crate::delta::chain::fetch_resolved(
+            self.backend.as_ref(),
+            &self.keyring,
+            name,
+            &expect,
+            generation,
+            false,
+        )?;
+        match resolved {
+            Resolved::Whole(bytes) => Ok(envelope::open(&self.keyring, &bytes, &expect)?.header),
+            Resolved::Rebuilt(rebuilt) => Ok(rebuilt.header),
+        }
     }
+}
+
+/// A generation a load accepted.
+struct Found<T> {
+    value: T,
+    header: Header,
+    migrations: Vec<MigrationStep>,
+    /// A delta's base.
+    base: Option<u64>,
+    /// The generation as read, when asked to keep it.
+    resolved: Option<Resolved>,
 }
 
 /// The generation [`Store::newest_valid`] found, with the report a load would give.

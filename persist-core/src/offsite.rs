@@ -76,7 +76,7 @@ impl Store {
                 Ok(()) => {
                     let book = self.book(T::NAME);
                     let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
-                    book.known.insert(sequence, Class::Loadable);
+                    book.known.insert(sequence, Class::Loadable { base: None });
                     if let Some(next) = book.next_sequence.as_mut() {
                         *next = (*next).max(sequence + 1);
                     }

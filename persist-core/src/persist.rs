@@ -167,6 +167,15 @@ pub trait Persist: Sized {
     /// Serialises the value (the envelope's payload).
     fn encode(&self) -> Result<AlignedVec, CodecError>;
 
+    /// Serialises the value into `buffer` (cleared first), reusing its allocation: a store
+    /// that writes deltas encodes each save of a large state into the buffer of the save before
+    /// last, so the encode touches pages already mapped instead of faulting fresh ones in. The
+    /// default ignores `buffer` and calls [`Persist::encode`]; the derive reuses it.
+    fn encode_into(&self, buffer: AlignedVec) -> Result<AlignedVec, CodecError> {
+        drop(buffer);
+        self.encode()
+    }
+
     /// Validates and deserialises a payload of schema `version`, migrating it to the current
     /// version.
     ///

@@ -62,6 +62,31 @@ pub enum RejectReason {
         /// `is missing`, or what differs.
         what: &'static str,
     },
+    /// A delta's base generation is missing: the delta cannot be rebuilt.
+    #[error("delta: its base generation {base} is missing")]
+    BaseMissing {
+        /// The base's sequence number (in the delta's signed header).
+        base: u64,
+    },
+    /// A delta's base is not the generation it was made from (a delta grafted onto another
+    /// base), or lacks a chunk the delta refers to.
+    #[error("delta: its base generation {base} {what}")]
+    BaseMismatch {
+        /// The base's sequence number.
+        base: u64,
+        /// What does not match.
+        what: &'static str,
+    },
+    /// A link of a delta's chain failed: the delta is as unusable as that link. Its kind is the
+    /// link's (a corrupt base makes its deltas corrupt; a base signed by another key makes them
+    /// foreign).
+    #[error("delta: its chain's generation {base} failed: {reason}")]
+    BaseRejected {
+        /// The sequence number of the link that failed.
+        base: u64,
+        /// Why it failed.
+        reason: Box<RejectReason>,
+    },
 }
 
 /// What a rejection means for the state: whether a load may walk past the generation.
@@ -148,8 +173,18 @@ impl RejectReason {
                 | E::LengthMismatch { .. }
                 | E::InvalidName(_)
                 | E::WrongName { .. }
-                | E::WrongSequence { .. } => RejectKind::Corrupt,
+                | E::WrongSequence { .. }
+                | E::BadChunkTable(_)
+                | E::ChunkDigest { .. }
+                | E::ChainTooLong { .. } => RejectKind::Corrupt,
+                // Only a reader without a backend says this: it cannot tell.
+                E::NeedsBase { .. } => RejectKind::Unreadable,
             },
+            // A delta whose chain cannot be rebuilt is no state anyone can read.
+            RejectReason::BaseMissing { .. } | RejectReason::BaseMismatch { .. } => {
+                RejectKind::Corrupt
+            }
+            RejectReason::BaseRejected { reason, .. } => reason.kind(),
             RejectReason::FingerprintMismatch { .. } => RejectKind::TooNew,
             RejectReason::Codec(CodecError::UnsupportedVersion(_)) => RejectKind::TooNew,
             RejectReason::Codec(_) => RejectKind::Undecodable,

@@ -27,6 +27,8 @@ pub struct RecoveryReport {
     pub created_at: SystemTime,
     /// How old it was when loaded: the data-loss window if the program stopped just now.
     pub age: Duration,
+    /// When the generation used is a delta, its base: the payload was rebuilt from the chain.
+    pub base: Option<u64>,
     /// Migration steps applied, oldest first.
     pub migrations: Vec<MigrationStep>,
     /// Newer generations that were rejected, newest first (local ones first when the value
@@ -130,6 +132,7 @@ impl RecoveryReport {
             age: SystemTime::now()
                 .duration_since(created_at)
                 .unwrap_or_default(),
+            base: None,
             migrations,
             rejected,
             restored_from: None,

@@ -23,8 +23,11 @@ use crate::reject::{RejectKind, RejectReason};
 /// What retention knows of one generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Class {
-    /// A load of the type would use it.
-    Loadable,
+    /// A load of the type would use it; a delta names its base, which is kept as long as it is.
+    Loadable {
+        /// A delta's base generation.
+        base: Option<u64>,
+    },
     /// Corrupt: may be deleted once older than the generations kept.
     Corrupt,
     /// Authentic (or unknown) and unusable by this program: never deleted.
@@ -45,9 +48,11 @@ pub(crate) fn apply(
     retain: usize,
     pinned: &BTreeSet<u64>,
     known: &mut BTreeMap<u64, Class>,
-    check: &mut dyn FnMut(&GenerationInfo) -> Result<(), RejectReason>,
+    check: &mut dyn FnMut(&GenerationInfo) -> Result<Option<u64>, RejectReason>,
 ) -> (Vec<u64>, Option<BackendError>) {
     let mut kept = 0usize;
+    // Bases of generations kept: kept too.
+    let mut needed: BTreeSet<u64> = BTreeSet::new();
     let mut deleted = Vec::new();
     let mut failure = None;
     let listing = match Listing::of(backend, name) {
@@ -67,11 +72,30 @@ pub(crate) fn apply(
                 None => continue, // vanished: deleted by someone else meanwhile
             },
         };
-        if pinned.contains(&generation.sequence) {
-            // A snapshot references it: kept (and counted when loadable) whatever its age.
-            if class == Class::Loadable {
+        let keeps_base = |needed: &mut BTreeSet<u64>| match class {
+            Class::Loadable { base } => needed.extend(base),
+            Class::Keep(_) => needed.extend(claimed_base(backend, generation)),
+            Class::Corrupt | Class::NotOurs => {}
+        };
+        if needed.contains(&generation.sequence) {
+            // A kept delta's chain runs through it: kept (and counted when loadable).
+            if matches!(class, Class::Loadable { .. }) {
                 kept += 1;
             }
+            keeps_base(&mut needed);
+            tracing::debug!(
+                name,
+                sequence = generation.sequence,
+                "retention keeps the base of a kept delta"
+            );
+            continue;
+        }
+        if pinned.contains(&generation.sequence) {
+            // A snapshot references it: kept (and counted when loadable) whatever its age.
+            if matches!(class, Class::Loadable { .. }) {
+                kept += 1;
+            }
+            keeps_base(&mut needed);
             tracing::debug!(
                 name,
                 sequence = generation.sequence,
@@ -80,13 +104,17 @@ pub(crate) fn apply(
             continue;
         }
         match class {
-            Class::Loadable if kept < retain => kept += 1,
+            Class::Loadable { .. } if kept < retain => {
+                kept += 1;
+                keeps_base(&mut needed);
+            }
             Class::Keep(kind) => {
+                keeps_base(&mut needed);
                 tracing::debug!(name, sequence = generation.sequence, %kind, "retention keeps a generation it cannot load");
             }
             Class::Corrupt if kept < retain => {}
             Class::NotOurs => {}
-            Class::Loadable | Class::Corrupt => {
+            Class::Loadable { .. } | Class::Corrupt => {
                 match backend.delete(&generation.key) {
                     Ok(()) | Err(BackendError::NotFound { .. }) => {}
                     Err(e) => {
@@ -109,13 +137,25 @@ pub(crate) fn apply(
     (deleted, failure)
 }
 
+/// The base a generation's (unverified) header names, for a delta kept without being
+/// loadable: keeping a base too many is harmless, orphaning a delta is not.
+fn claimed_base(backend: &dyn Backend, generation: &GenerationInfo) -> Option<u64> {
+    let head = backend
+        .get_head(&generation.key, crate::envelope::HEAD_LEN)
+        .ok()?;
+    if !crate::envelope::is_delta_unverified(&head.bytes) {
+        return None;
+    }
+    crate::envelope::chunked::ChunkHeader::decode_unverified(&head.bytes).map(|c| c.base_sequence)
+}
+
 /// Checks one generation as a load would; `None` if it vanished.
 fn classify(
-    check: &mut dyn FnMut(&GenerationInfo) -> Result<(), RejectReason>,
+    check: &mut dyn FnMut(&GenerationInfo) -> Result<Option<u64>, RejectReason>,
     generation: &GenerationInfo,
 ) -> Option<Class> {
     match check(generation) {
-        Ok(_) => Some(Class::Loadable),
+        Ok(base) => Some(Class::Loadable { base }),
         Err(RejectReason::Read(BackendError::NotFound { .. })) => None,
         Err(RejectReason::Read(BackendError::NotAnObject { .. })) => Some(Class::NotOurs),
         Err(reason) => Some(match reason.kind() {

@@ -93,6 +93,12 @@ pub enum RetentionReason {
         /// The manifest's key.
         snapshot: String,
     },
+    /// Would go by the rules above, but a kept delta's chain runs through it: a delta is never
+    /// orphaned.
+    Base {
+        /// The sequence number of the kept delta whose base it is.
+        delta: u64,
+    },
 }
 
 impl fmt::Display for RetentionReason {
@@ -121,6 +127,9 @@ impl fmt::Display for RetentionReason {
                 )
             }
             RetentionReason::Invalid { why } => write!(f, "corrupt and superseded: {why}"),
+            RetentionReason::Base { delta } => {
+                write!(f, "the base of kept delta {delta}: kept with it")
+            }
             RetentionReason::Referenced { snapshot } => {
                 write!(
                     f,
@@ -243,6 +252,55 @@ pub fn plan_retention(
         out.push(entry(Some(created), keep, reason));
     }
     Ok(out)
+}
+
+/// Keeps the base of every kept delta in `plan`, and the base of that, and so on
+/// ([`RetentionReason::Base`]). A kept generation's base is read from its header without
+/// verification (it can only keep more); one that cannot be read fails the plan.
+pub fn keep_bases(
+    backend: &dyn crate::Backend,
+    plan: &mut [PlanEntry],
+) -> Result<(), BackendError> {
+    use std::collections::{BTreeMap, BTreeSet};
+    // Per state, from the newest: a base is older than its delta, so one pass per state.
+    let mut order: Vec<usize> = (0..plan.len()).collect();
+    order.sort_by(|&a, &b| {
+        (plan[a].name.as_str(), std::cmp::Reverse(plan[a].sequence))
+            .cmp(&(plan[b].name.as_str(), std::cmp::Reverse(plan[b].sequence)))
+    });
+    let mut needed: BTreeMap<String, BTreeSet<(u64, u64)>> = BTreeMap::new();
+    for i in order {
+        let entry = &mut plan[i];
+        let wanted = needed.get(&entry.name).and_then(|set| {
+            set.iter()
+                .find(|(base, _)| *base == entry.sequence)
+                .map(|&(_, delta)| delta)
+        });
+        if !entry.keep
+            && let Some(delta) = wanted
+        {
+            entry.keep = true;
+            entry.reason = RetentionReason::Base { delta };
+        }
+        if !entry.keep {
+            continue;
+        }
+        let head = match backend.get_head(&entry.key, crate::envelope::HEAD_LEN) {
+            Ok(head) => head,
+            Err(BackendError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        if crate::envelope::is_delta_unverified(&head.bytes)
+            && let Some(chunk) =
+                crate::envelope::chunked::ChunkHeader::decode_unverified(&head.bytes)
+        {
+            needed
+                .entry(entry.name.clone())
+                .or_default()
+                .insert((chunk.base_sequence, entry.sequence));
+        }
+    }
+    Ok(())
 }
 
 fn fmt_time(secs: u64) -> String {

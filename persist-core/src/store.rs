@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::backend::{Backend, BackendError};
+use crate::delta::DeltaPolicy;
+use crate::delta::diff::Previous;
 use crate::generation::{self, GenerationInfo, Listing};
 use crate::key::Keyring;
 use crate::reject::WalkPast;
@@ -49,6 +51,12 @@ pub struct StoreConfig {
     /// buckets; the specification's "7 days of hourly backups" is `hourly_for` = 7 days). Every
     /// generation a kept snapshot references is kept with it.
     pub snapshot_retention: RetentionPolicy,
+    /// Incremental generations (default `None`: every generation is whole). With a policy, a
+    /// save of a payload of at least [`DeltaPolicy::min_payload`] writes only the chunks that
+    /// changed since the last generation this store wrote of the state (a delta), and a full
+    /// generation when the chain reaches the policy's limits. The store keeps that last payload
+    /// in memory (one copy per state) to compare with.
+    pub deltas: Option<DeltaPolicy>,
 }
 
 impl Default for StoreConfig {
@@ -64,6 +72,7 @@ impl Default for StoreConfig {
                 hourly_for: std::time::Duration::ZERO,
                 daily_for: std::time::Duration::ZERO,
             },
+            deltas: None,
         }
     }
 }
@@ -118,6 +127,13 @@ impl StoreConfig {
         self
     }
 
+    /// Writes incremental generations under `policy` ([`StoreConfig::deltas`]).
+    #[must_use]
+    pub fn with_deltas(mut self, policy: DeltaPolicy) -> Self {
+        self.deltas = Some(policy);
+        self
+    }
+
     /// Which authentic generations a load may walk past ([`StoreConfig::walk_past`]).
     #[must_use]
     pub fn with_walk_past(mut self, walk_past: WalkPast) -> Self {
@@ -138,6 +154,12 @@ pub(crate) struct StateBook {
     /// Snapshot manifests of this set found whole, with their headers (for snapshot retention;
     /// manifests and their members are immutable, so an entry never goes stale).
     pub(crate) whole: BTreeMap<u64, crate::envelope::Header>,
+    /// The last chunked generation this store wrote of the state, with its payload: the base of
+    /// the next delta. `None` after any other save.
+    pub(crate) previous: Option<Previous>,
+    /// A payload buffer to encode the next value into (the one before `previous`'s), so a
+    /// large encode reuses pages instead of faulting fresh ones in.
+    pub(crate) scratch: Option<rkyv::util::AlignedVec>,
 }
 
 /// A generation as a snapshot manifest lists it, with its payload's digest.
@@ -255,12 +277,5 @@ impl Store {
         names.sort();
         names.dedup();
         Ok(names)
-    }
-
-    /// Records what is known of a generation (for retention).
-    pub(crate) fn remember(&self, name: &str, sequence: u64, class: Class) {
-        let book = self.book(name);
-        let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
-        book.known.insert(sequence, class);
     }
 }

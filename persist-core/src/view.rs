@@ -10,12 +10,12 @@ use rkyv::rancor::BoxedError as RkyvError;
 use rkyv::{Archive, Portable};
 use yoke::Yoke;
 
-use crate::backend::ObjectBytes;
-use crate::check::{Schema, open_generation};
+use crate::check::{self, Schema, open_generation};
 use crate::codec::access;
+use crate::delta::chain::Resolved;
 use crate::envelope;
 use crate::error::LoadError;
-use crate::generation::{GenerationInfo, fetch};
+use crate::generation::GenerationInfo;
 use crate::persist::Persist;
 use crate::recovery::walk_back;
 use crate::reject::RejectReason;
@@ -55,7 +55,7 @@ pub struct View<T>
 where
     T: Archive + 'static,
 {
-    archived: Yoke<&'static T::Archived, Box<ObjectBytes>>,
+    archived: Yoke<&'static T::Archived, Box<Resolved>>,
     report: RecoveryReport,
 }
 
@@ -70,12 +70,14 @@ impl<T: Archive + 'static> View<T> {
         &self.report
     }
 
-    /// The whole generation (header, payload, tag) the view points into.
+    /// The bytes the view points into: the whole generation (header, payload, tag), or for a
+    /// delta the payload rebuilt from its chain.
     pub fn generation_bytes(&self) -> &[u8] {
-        self.archived.backing_cart()
+        self.archived.backing_cart().bytes()
     }
 
-    /// True when the generation is memory-mapped rather than read into a buffer.
+    /// True when the generation is memory-mapped rather than read into a buffer (never for a
+    /// delta, whose payload is rebuilt into one aligned buffer).
     pub fn is_mapped(&self) -> bool {
         self.archived.backing_cart().is_mapped()
     }
@@ -101,10 +103,7 @@ impl<T: Archive + 'static> fmt::Debug for View<T> {
 
 /// What one generation turned out to be.
 enum Found<T: Archive + 'static> {
-    Current(
-        Yoke<&'static T::Archived, Box<ObjectBytes>>,
-        envelope::Header,
-    ),
+    Current(Yoke<&'static T::Archived, Box<Resolved>>, envelope::Header),
     Older(envelope::Header),
 }
 
@@ -161,10 +160,10 @@ impl Store {
         T: Persist + Archive + 'static,
         T::Archived: Portable + for<'a> CheckBytes<HighValidator<'a, RkyvError>> + 'static,
     {
-        let bytes = fetch(self.backend(), generation, true)?;
         let schema = Schema::of::<T>();
+        let resolved = check::fetch_for(self.backend(), self.keyring(), &schema, generation, true)?;
         let mut authentic = None;
-        let attached = Yoke::try_attach_to_cart(Box::new(bytes), |bytes: &ObjectBytes| {
+        let attached = Yoke::try_attach_to_cart(Box::new(resolved), |bytes: &Resolved| {
             // Validation (safe on any bytes) overlaps the tag when the payload claims to be the
             // current version; nothing of it is used unless the tag and header pass.
             let (header, payload, early) = open_generation(

@@ -147,6 +147,13 @@ pub fn impl_persist(ident: &Ident, args: &StateArgs, bound: &TokenStream) -> Tok
                 #p::codec::encode(self)
             }
 
+            fn encode_into(
+                &self,
+                buffer: #p::rkyv::util::AlignedVec,
+            ) -> ::core::result::Result<#p::rkyv::util::AlignedVec, #p::CodecError> {
+                #p::codec::encode_into(self, buffer)
+            }
+
             fn decode(
                 version: u32,
                 payload: &[u8],

@@ -1,6 +1,7 @@
 //! Off-site retention: richer than the local "keep the newest N", and separate from it. The
 //! rules are [`persist_core::plan_retention`]'s (shared with local snapshot retention), plus:
-//! every generation a kept snapshot manifest lists is kept ([`Reason::Referenced`]).
+//! every generation a kept snapshot manifest lists is kept ([`Reason::Referenced`]), and the
+//! chain of every kept delta ([`Reason::Base`]).
 //!
 //! For each state, generations are verified (tag, header, name, sequence) and ranked newest
 //! first by their signed creation time. A generation is kept if it is
@@ -24,7 +25,8 @@ use std::time::SystemTime;
 
 use persist_core::format::{MANIFEST_PREFIX, parse_generation_key, snapshot_members};
 use persist_core::{
-    Backend, BackendError, GenerationInfo, Header, Keyring, Store, StoreConfig, plan_retention,
+    Backend, BackendError, GenerationInfo, Header, Keyring, Store, StoreConfig, keep_bases,
+    plan_retention,
 };
 pub use persist_core::{PlanEntry, RetentionPolicy, RetentionReason as Reason};
 
@@ -115,6 +117,8 @@ impl Pruner {
         }
         self.verified.retain(|id, _| listed.contains(id));
         keep_referenced(store.backend(), &mut out)?;
+        // After the snapshots' members: a referenced delta keeps its chain too.
+        keep_bases(store.backend(), &mut out)?;
         Ok(out)
     }
 

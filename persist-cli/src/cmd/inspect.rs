@@ -9,8 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use persist_core::format;
+use persist_core::format::TAG_LEN;
 use persist_core::format::parse_generation_key;
-use persist_core::format::{HEADER_LEN, TAG_LEN};
 use persist_core::{EnvelopeError, Expect};
 use persist_core::{Header, Keyring};
 use serde::Serialize;
@@ -54,8 +54,25 @@ struct HeaderFields {
     created_at_unix_nanos: u64,
     payload_len: u64,
     key_id: String,
-    /// Whether header + payload + tag account for the file's size.
+    /// Whether the header's lengths account for the file's size.
     length_consistent: bool,
+    /// A chunked generation's (format 3) chunk header: full or delta, and a delta's base.
+    chunks: Option<ChunkFields>,
+}
+
+/// The chunk header of a format-3 generation (unverified unless `verification.ok`).
+#[derive(Debug, Serialize)]
+struct ChunkFields {
+    /// `full` or `delta`.
+    kind: &'static str,
+    /// A delta's base generation.
+    base_sequence: Option<u64>,
+    /// How many deltas lead back to a full generation (0 for a full one).
+    depth: u32,
+    /// Chunks of the payload.
+    chunk_count: u32,
+    /// Bytes of the payload this file carries (the rest is its base's).
+    literal_bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,7 +130,9 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
                 sequence: expected.as_ref().map(|e| e.sequence),
                 ..Expect::default()
             };
-            let result = format::open(&Keyring::new(key.clone()), &bytes, &expect);
+            // A delta verifies on its own (tag, table, its chunks); `persist verify` checks
+            // its chain.
+            let result = format::open_sealed(&Keyring::new(key.clone()), &bytes, &expect);
             Verification {
                 checked: true,
                 ok: result.is_ok(),
@@ -146,9 +165,21 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
 }
 
 fn fields(h: &Header, bytes: &[u8]) -> HeaderFields {
-    let total = (HEADER_LEN + TAG_LEN) as u64;
+    let format_version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    let head = &bytes[..format::HEAD_LEN.min(bytes.len())];
+    let chunks = (format_version == format::CHUNKED_FORMAT)
+        .then(|| format::ChunkHeader::decode_unverified(bytes))
+        .flatten()
+        .map(|c| ChunkFields {
+            kind: if c.is_delta() { "delta" } else { "full" },
+            base_sequence: c.is_delta().then_some(c.base_sequence),
+            depth: c.depth,
+            chunk_count: c.chunk_count,
+            literal_bytes: c.literal_len,
+        });
     HeaderFields {
-        format_version: u16::from_le_bytes([bytes[8], bytes[9]]),
+        chunks,
+        format_version,
         name: h.name.clone(),
         schema_version: h.schema_version,
         fingerprint: h.fingerprint.to_string(),
@@ -158,7 +189,7 @@ fn fields(h: &Header, bytes: &[u8]) -> HeaderFields {
         created_at_unix_nanos: h.created_at_nanos,
         payload_len: h.payload_len,
         key_id: h.key_id.to_string(),
-        length_consistent: total.checked_add(h.payload_len) == Some(bytes.len() as u64),
+        length_consistent: format::check_head(head, bytes.len() as u64).is_ok(),
     }
 }
 
@@ -205,11 +236,28 @@ fn print(r: &Report, out: &mut dyn Write) -> Result<(), CliError> {
             };
             outln!(
                 out,
-                "  payload:       {} bytes (header {HEADER_LEN} + payload + tag {TAG_LEN}: \
+                "  payload:       {} bytes (header, payload or chunks, tag {TAG_LEN}: \
                  {consistency})",
                 h.payload_len
             )?;
             outln!(out, "  key id:        {}", h.key_id)?;
+            if let Some(c) = &h.chunks {
+                match c.base_sequence {
+                    Some(base) => outln!(
+                        out,
+                        "  delta:         of generation {base} (depth {}): {} chunks, {} bytes \
+                         carried here, the rest from its chain (`persist verify` checks it)",
+                        c.depth,
+                        c.chunk_count,
+                        c.literal_bytes
+                    )?,
+                    None => outln!(
+                        out,
+                        "  chunked:       full generation, {} chunks",
+                        c.chunk_count
+                    )?,
+                }
+            }
         }
         (None, Some(e)) => outln!(out, "header:          cannot be decoded: {e}")?,
         (None, None) => {}

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use persist_core::format;
 use persist_core::{BackendError, Header, RejectReason, Store};
 use serde::Serialize;
 
@@ -69,15 +70,40 @@ pub struct GenerationListing {
     /// What the failure means (`corrupt`, `foreign`, `too new`, `undecodable`, `unreadable`):
     /// only corrupt generations are walked past by a load.
     pub kind: Option<String>,
+    /// `full` (a whole generation) or `delta` (only the chunks that changed since its base),
+    /// when it verifies.
+    pub generation_kind: Option<&'static str>,
+    /// A delta's base generation (the previous link of its chain).
+    pub base: Option<u64>,
+    /// A delta's depth: how many deltas lead back to a full generation.
+    pub depth: Option<u32>,
+    /// The payload's length (for a delta, what it rebuilds to; `size` is what it stores).
+    pub payload_bytes: Option<u64>,
 }
 
 impl GenerationListing {
-    fn new(info: &persist_core::GenerationInfo, verdict: Result<Header, RejectReason>) -> Self {
+    fn new(
+        store: &Store,
+        info: &persist_core::GenerationInfo,
+        verdict: Result<Header, RejectReason>,
+    ) -> Self {
         let (header, error, kind) = match verdict {
             Ok(h) => (Some(h), None, None),
             Err(e) => (None, Some(e.to_string()), Some(e.kind().to_string())),
         };
+        // Authentic once the generation verified (its chain included).
+        let chunk = header
+            .as_ref()
+            .and_then(|_| store.backend().get_head(&info.key, format::HEAD_LEN).ok())
+            .filter(|head| format::is_delta_unverified(&head.bytes))
+            .and_then(|head| format::ChunkHeader::decode_unverified(&head.bytes));
         GenerationListing {
+            generation_kind: header
+                .as_ref()
+                .map(|_| if chunk.is_some() { "delta" } else { "full" }),
+            base: chunk.map(|c| c.base_sequence),
+            depth: header.as_ref().map(|_| chunk.map_or(0, |c| c.depth)),
+            payload_bytes: header.as_ref().map(|h| h.payload_len),
             sequence: info.sequence,
             key: info.key.clone(),
             size: info.size,
@@ -108,7 +134,7 @@ pub fn listing(store: &Store, dir: &Path) -> Result<Listing, CliError> {
             .filter_map(|g| match store.verify_generation(&name, g) {
                 // Deleted by a live writer's retention since the listing: superseded, not failed.
                 Err(RejectReason::Read(BackendError::NotFound { .. })) => None,
-                verdict => Some(GenerationListing::new(g, verdict)),
+                verdict => Some(GenerationListing::new(store, g, verdict)),
             })
             .collect();
         match manifest_set(&name) {
@@ -191,9 +217,10 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
 fn print_generations(state: &StateListing, out: &mut dyn Write) -> Result<(), CliError> {
     outln!(
         out,
-        "  {:>8}  {:>12}  {:<24}  {:>6}  verified",
+        "  {:>8}  {:>12}  {:<18}  {:<24}  {:>6}  verified",
         "sequence",
         "bytes",
+        "kind",
         "created at (UTC)",
         "schema"
     )?;
@@ -206,9 +233,14 @@ fn print_generations(state: &StateListing, out: &mut dyn Write) -> Result<(), Cl
                 kind.unwrap_or("?")
             ),
         };
+        let kind = match (g.generation_kind, g.base) {
+            (Some("delta"), Some(base)) => format!("delta of {base}"),
+            (Some(kind), _) => kind.to_string(),
+            (None, _) => "-".to_string(),
+        };
         outln!(
             out,
-            "  {:>8}  {:>12}  {:<24}  {:>6}  {verdict}",
+            "  {:>8}  {:>12}  {kind:<18}  {:<24}  {:>6}  {verdict}",
             g.sequence,
             g.size,
             g.created_at.as_deref().unwrap_or("-"),

@@ -131,8 +131,15 @@ impl Checkpointer {
         {
             return Ok(false);
         }
+        // With deltas on, `full_every` starts a new chain on schedule (the spec's hourly full
+        // backup between 5-minute incremental ones).
+        let tally = self.tallies.entry(T::NAME).or_default();
+        let full = tally.full_due(&policy);
+        if full {
+            tally.last_full = Some(Instant::now());
+        }
         self.queued(T::NAME, len);
-        self.enqueue(Job::State(encoded), false);
+        self.enqueue(Job::State { encoded, full }, false);
         Ok(true)
     }
 
@@ -277,7 +284,8 @@ impl Checkpointer {
         self.take_error(T::NAME)?;
         let encoded = Encoded::new(value)?;
         self.queued(T::NAME, encoded.payload_len() as u64);
-        self.enqueue(Job::State(encoded), false);
+        let full = false;
+        self.enqueue(Job::State { encoded, full }, false);
         Ok(())
     }
 
@@ -287,7 +295,8 @@ impl Checkpointer {
         self.take_error(T::NAME)?;
         let encoded = Encoded::new(value)?;
         self.queued(T::NAME, encoded.payload_len() as u64);
-        match self.wait_for(Job::State(encoded))? {
+        let full = false;
+        match self.wait_for(Job::State { encoded, full })? {
             Outcome::State(result) => result.map_err(|source| CheckpointError::Save {
                 name: T::NAME,
                 source,

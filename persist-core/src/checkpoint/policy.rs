@@ -26,8 +26,10 @@ pub struct SavePolicy {
     /// A low-priority state: skip its policy saves (with a warning) while the backend's free
     /// space is below this many bytes plus the payload. Critical states leave it `None`.
     pub skip_below_free: Option<u64>,
-    /// Snapshot sets: rewrite every member (a full snapshot) when the last full one is at least
-    /// this old; the snapshots in between write only the members that changed.
+    /// A full save at least this often: for a snapshot set every member is rewritten (the
+    /// snapshots in between write only the members that changed); for a state of a store with
+    /// [`StoreConfig::deltas`](crate::StoreConfig::deltas), a full generation starts a new
+    /// chain (the saves in between write deltas).
     pub full_every: Option<Duration>,
 }
 
@@ -62,7 +64,7 @@ impl SavePolicy {
         self
     }
 
-    /// Snapshot sets: a full snapshot (every member rewritten) at least every `interval`.
+    /// A full save at least every `interval` ([`SavePolicy::full_every`]).
     pub fn full_every(mut self, interval: Duration) -> Self {
         self.full_every = Some(interval);
         self

@@ -16,8 +16,8 @@ use crate::store::Store;
 
 /// One save for the writer.
 pub(crate) enum Job {
-    /// A state's generation.
-    State(Encoded),
+    /// A state's generation; `full` forbids a delta (a new chain starts).
+    State { encoded: Encoded, full: bool },
     /// A snapshot of a set: its members, serialised; `full` rewrites every member.
     Snapshot {
         spec: SnapshotSpec,
@@ -30,14 +30,14 @@ impl Job {
     /// The target: the state's name, or the set's manifest name.
     pub(crate) fn target(&self) -> &'static str {
         match self {
-            Job::State(encoded) => encoded.name(),
+            Job::State { encoded, .. } => encoded.name(),
             Job::Snapshot { spec, .. } => spec.manifest_name(),
         }
     }
 
     fn run(self, store: &Store) -> Outcome {
         match self {
-            Job::State(encoded) => Outcome::State(store.save_encoded(&encoded)),
+            Job::State { encoded, full } => Outcome::State(store.save_encoded_owned(encoded, full)),
             Job::Snapshot {
                 spec,
                 members,
@@ -87,10 +87,18 @@ pub(crate) struct Queue {
 
 impl Queue {
     /// Queues `job` (at the front for a priority save), replacing a queued one of its target.
-    pub(crate) fn push(&mut self, job: Job, front: bool) -> u64 {
+    pub(crate) fn push(&mut self, mut job: Job, front: bool) -> u64 {
         self.next_ticket += 1;
         let ticket = self.next_ticket;
         let target = job.target();
+        // A full save the new job replaces is not lost: the new one is full instead.
+        if let Some((_, Job::State { full: true, .. } | Job::Snapshot { full: true, .. })) =
+            self.pending.get(target)
+        {
+            match &mut job {
+                Job::State { full, .. } | Job::Snapshot { full, .. } => *full = true,
+            }
+        }
         if self.pending.insert(target, (ticket, job)).is_some() {
             self.superseded += 1;
             self.order.retain(|n| *n != target);

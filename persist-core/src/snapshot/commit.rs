@@ -9,6 +9,7 @@ use crate::encoded::Encoded;
 use crate::envelope::{self, TAG_LEN};
 use crate::generation::generation_key;
 use crate::persist::Persist;
+use crate::save::Payload;
 use crate::store::{Store, Written};
 
 use super::error::SnapshotError;
@@ -252,7 +253,8 @@ impl Store {
             spec.manifest_name(),
             Manifest::VERSION,
             Manifest::fingerprint(),
-            &payload,
+            Payload::Borrowed(&payload),
+            true,
         )?;
         bytes_written += committed.bytes;
         // Written just now, after every member: whole (snapshot retention need not re-read it).
@@ -372,7 +374,8 @@ impl Store {
             name,
             encoded.schema().version(),
             encoded.fingerprint,
-            &encoded.payload,
+            Payload::Borrowed(&encoded.payload),
+            full,
         )?;
         let written = Written {
             sequence: committed.sequence,

@@ -15,6 +15,7 @@ use crate::store::Store;
 use super::MANIFEST_PREFIX;
 use super::manifest::Manifest;
 use super::restore::fetch_member;
+use crate::delta::chain::Resolved;
 
 /// One snapshot as its manifest lists it, checked as far as envelopes go (no member is
 /// decoded: that needs its type; [`Store::load_snapshot_at`] does it).
@@ -99,11 +100,12 @@ impl Store {
                 .members
                 .iter()
                 .find_map(|listed| {
-                    let bytes = match fetch_member(self, listed) {
-                        Ok(bytes) => bytes,
+                    let expect = Expect::generation(&listed.name, listed.sequence);
+                    let bytes = match fetch_member(self, &expect, listed) {
+                        Ok(Resolved::Whole(bytes)) => bytes,
+                        Ok(Resolved::Rebuilt(_)) => return None,
                         Err(reason) => return Some(reason),
                     };
-                    let expect = Expect::generation(&listed.name, listed.sequence);
                     envelope::open(&self.keyring, &bytes, &expect)
                         .err()
                         .map(|e| RejectReason::Member {

@@ -5,8 +5,10 @@ use std::any::Any;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::backend::BackendError;
-use crate::check::{check_generation, open_generation};
+use crate::check::{self, check_resolved, open_generation};
 use crate::codec;
+use crate::delta::chain::{self, Resolved};
+use crate::envelope::Expect;
 use crate::envelope::{Header, TAG_LEN};
 use crate::error::LoadError;
 use crate::generation::{GenerationInfo, fetch, generation_key};
@@ -128,9 +130,9 @@ impl Store {
                 continue;
             }
             let walked = walk_back(backend, member.name(), self.config.walk_past, |g| {
-                let bytes = fetch(backend, g, false)?;
+                let resolved = check::fetch_for(backend, &self.keyring, &member.schema, g, false)?;
                 let (header, payload, _) =
-                    open_generation(&self.keyring, &member.schema, g.sequence, &bytes, |_| ())?;
+                    open_generation(&self.keyring, &member.schema, g.sequence, &resolved, |_| ())?;
                 let decoded = (member.load)(header.schema_version, payload)?;
                 Ok((header, decoded))
             });
@@ -249,7 +251,7 @@ impl Store {
                 ));
                 continue;
             };
-            let bytes = fetch_member(self, listed)?;
+            let bytes = fetch_member(self, &member.schema.expect(listed.sequence), listed)?;
             let wrap = |reason: RejectReason| member_failed(listed, reason);
             let (member_header, payload, _) = open_generation(
                 &self.keyring,
@@ -326,7 +328,7 @@ pub(crate) fn open_manifest(
     spec: &SnapshotSpec,
     g: &GenerationInfo,
 ) -> Result<(Header, Manifest), RejectReason> {
-    let bytes = fetch(store.backend(), g, false)?;
+    let bytes = Resolved::Whole(fetch(store.backend(), g, false)?);
     let (header, payload, _) = open_generation(
         store.keyring(),
         spec.manifest_schema(),
@@ -339,11 +341,12 @@ pub(crate) fn open_manifest(
 }
 
 /// Fetches the generation a manifest lists and checks it is that one (same tag): a missing or
-/// different generation makes the snapshot not whole.
+/// different generation makes the snapshot not whole. A delta's chain is followed and verified.
 pub(crate) fn fetch_member(
     store: &Store,
+    expect: &Expect<'_>,
     listed: &ManifestMember,
-) -> Result<crate::backend::ObjectBytes, RejectReason> {
+) -> Result<Resolved, RejectReason> {
     let generation = GenerationInfo {
         sequence: listed.sequence,
         key: generation_key(&listed.name, listed.sequence),
@@ -366,7 +369,15 @@ pub(crate) fn fetch_member(
             "is not the generation the manifest lists (another tag)",
         ));
     }
-    Ok(bytes)
+    chain::resolve(
+        store.backend(),
+        store.keyring(),
+        &listed.name,
+        expect,
+        &generation,
+        bytes,
+    )
+    .map_err(|reason| member_failed(listed, reason))
 }
 
 /// Checks that every member the spec and the manifest share is there, is the generation the
@@ -384,8 +395,8 @@ pub(crate) fn check_members(
         if checked.contains(&(listed.name.clone(), listed.sequence)) {
             continue;
         }
-        let bytes = fetch_member(store, listed)?;
-        check_generation(store.keyring(), &member.schema, listed.sequence, &bytes)
+        let resolved = fetch_member(store, &member.schema.expect(listed.sequence), listed)?;
+        check_resolved(store.keyring(), &member.schema, listed.sequence, &resolved)
             .map_err(|reason| member_failed(listed, reason))?;
         checked.insert((listed.name.clone(), listed.sequence));
     }
