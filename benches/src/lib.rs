@@ -18,6 +18,7 @@ pub mod agent;
 pub mod floor;
 pub mod replay;
 pub mod report;
+pub mod workload;
 
 use std::path::Path;
 

@@ -229,7 +229,9 @@ impl Store {
                         .previous
                         .as_ref()
                         .filter(|p| !full && !policy.full_due(p));
-                    self.write_chunked(&key, &header, bytes, base, policy.chunk_sizes)
+                    let sizes = policy.chunk_sizes;
+                    let max = policy.max_delta_percent;
+                    self.write_chunked(&key, &header, bytes, base, sizes, max)
                         .map(Written::Chunked)
                 }
                 None => {

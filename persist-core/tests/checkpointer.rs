@@ -225,3 +225,59 @@ fn snapshots_follow_their_policy_and_full_ones_rewrite_every_member() {
     cp.shutdown(Duration::from_secs(10)).unwrap();
     assert!(saved(&slow, "snapshot.pair"));
 }
+
+#[persist(name = "ring", version = 1)]
+#[derive(Debug, Clone, PartialEq)]
+struct Ring(Vec<u64>);
+
+/// Which generations of `name` are deltas, oldest first.
+fn deltas(store: &Store, name: &str) -> Vec<bool> {
+    store
+        .generations(name)
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let head = store
+                .backend()
+                .get_head(&g.key, persist_core::format::HEAD_LEN)
+                .unwrap();
+            persist_core::format::is_delta_unverified(&head.bytes)
+        })
+        .collect()
+}
+
+/// The specification's "hourly full, 5-minute incremental" for one state: `full_every` starts a
+/// new chain on schedule, the saves in between are deltas.
+#[test]
+fn full_every_writes_a_full_generation_on_schedule_and_deltas_between() {
+    let policy = persist_core::DeltaPolicy::default()
+        .with_min_payload(0)
+        .with_chunk_sizes(persist_core::ChunkSizes::around(1024));
+    let run = |full_every: Duration| {
+        let store = Arc::new(Store::new(
+            Box::new(MemoryBackend::new()),
+            Keyring::new(Key::from_bytes(vec![3; 32]).unwrap()),
+            StoreConfig::default()
+                .with_retain(10)
+                .with_space_reserve(0)
+                .with_deltas(policy),
+        ));
+        let mut cp = Checkpointer::new(
+            Arc::clone(&store),
+            SavePolicy::every_events(1).full_every(full_every),
+        );
+        let mut ring = Ring((0..20_000).collect());
+        for i in 0..4 {
+            ring.0[i * 100] += 1;
+            assert!(cp.record(&ring).unwrap());
+            cp.flush(Duration::from_secs(10)).unwrap();
+        }
+        cp.shutdown(Duration::from_secs(10)).unwrap();
+        assert_eq!(store.load::<Ring>().unwrap().value, ring);
+        deltas(&store, "ring")
+    };
+    // Hourly fulls: the first save of the hour is full, the rest deltas.
+    assert_eq!(run(Duration::from_secs(3600)), [false, true, true, true]);
+    // A full save due every time: no deltas.
+    assert_eq!(run(Duration::ZERO), [false, false, false, false]);
+}

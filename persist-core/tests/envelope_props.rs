@@ -171,3 +171,51 @@ fn a_foreign_rkyv_format_is_rejected_after_the_tag() {
         Err(EnvelopeError::RkyvFormat { .. })
     ));
 }
+
+proptest! {
+    /// A chunked envelope (format 3) whose chunk header and table are arbitrary but signed with
+    /// the ring's key (a buggy or hostile writer holding the key): opening it never panics, and
+    /// whatever opens has a table that accounts for every byte.
+    #[test]
+    fn signed_arbitrary_chunk_tables_never_panic(
+        header in header(),
+        base_sequence in any::<u64>(),
+        depth in any::<u32>(),
+        payload_len in 0u64..5000,
+        data in proptest::collection::vec(any::<u8>(), 0..3000),
+        entries in proptest::collection::vec((0u32..3000, any::<u32>(), any::<[u8; 32]>()), 0..12),
+        literal_len_delta in -2i64..=2,
+    ) {
+        let ring = ring();
+        let entries: Vec<format::Entry> = entries
+            .into_iter()
+            .map(|(len, source, digest)| {
+                // Half literal, half references to one of 16 base chunks.
+                let source = if source & 1 == 0 { format::LITERAL } else { source % 16 };
+                format::Entry { len, source, digest }
+            })
+            .collect();
+        let literal_len = (data.len() as i64 + literal_len_delta).max(0) as u64;
+        let chunk = format::ChunkHeader {
+            base_sequence,
+            base_tag: [7; 32],
+            depth,
+            chunk_count: entries.len() as u32,
+            literal_len,
+        };
+        let header = Header { key_id: ring.current().id(), payload_len, ..header };
+        let head = header.encode_chunked(&chunk).unwrap();
+        let table = format::encode_table(&entries);
+        let tag = format::chunked_tag(ring.current(), &head, &table);
+        let bytes = [&head[..], &data, &table, &tag].concat();
+        let aligned = ObjectBytes::copy_from(&bytes);
+        prop_assert!(format::check_head(&aligned[..format::HEAD_LEN.min(aligned.len())], aligned.len() as u64).is_ok() == (literal_len == data.len() as u64));
+        if let Ok(format::Sealed::Chunked(opened)) = format::open_sealed(&ring, &aligned, &Expect::default()) {
+            let total: u64 = opened.chunks.entries.iter().map(|e| u64::from(e.len)).sum();
+            prop_assert_eq!(total, opened.header.payload_len);
+            prop_assert_eq!(opened.data.len() as u64, literal_len);
+            prop_assert!(opened.chunks.header.depth <= format::MAX_DEPTH);
+        }
+        let _ = format::open(&ring, &aligned, &Expect::default());
+    }
+}

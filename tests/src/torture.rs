@@ -79,6 +79,15 @@ impl Ack {
     }
 }
 
+/// The delta policy of `persist-torture --deltas`: every save chunked, chains of at most four
+/// deltas, chunks of about 1 KiB.
+pub fn delta_policy() -> persist_core::DeltaPolicy {
+    persist_core::DeltaPolicy::default()
+        .with_min_payload(0)
+        .with_max_chain(4)
+        .with_chunk_sizes(persist_core::ChunkSizes::around(1024))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,8 +35,14 @@ struct Run {
     stderr: String,
 }
 
-fn kill_after(store_dir: &Path, entries: usize, delay: Duration) -> Run {
-    let args = ["--entries".to_string(), entries.to_string()];
+/// The longest chain of deltas `persist-torture --deltas` writes.
+const MAX_CHAIN: usize = 4;
+
+fn kill_after(store_dir: &Path, entries: usize, delay: Duration, deltas: bool) -> Run {
+    let mut args = vec!["--entries".to_string(), entries.to_string()];
+    if deltas {
+        args.push("--deltas".to_string());
+    }
     let (out, stderr) = kill_child_after(store_dir, &args, delay);
     Run {
         acks: Ack::all_in(&out),
@@ -103,12 +109,17 @@ fn sigkill_loop_never_loses_an_acknowledged_save() {
     // The newest value known durable: what the last check loaded.
     let mut durable = 0u64;
     let (mut total_acks, mut kills_mid_save, mut kills_after_unacked_save) = (0usize, 0, 0);
+    let (mut delta_kills, mut loaded_deltas) = (0usize, 0usize);
     let mut max_generations = 0usize;
     let mut previous_generations = 0usize;
     for kill in 1..=KILLS {
         let entries = ENTRIES[rng.random_range(0..ENTRIES.len())];
         let delay = Duration::from_micros(rng.random_range(0..=30_000));
-        let run = kill_after(&store_dir, entries, delay);
+        // Three children in four write incremental generations; the others write whole ones
+        // into the same store, so chains are cut by whole generations too.
+        let deltas = rng.random_range(0..4) != 0;
+        delta_kills += usize::from(deltas);
+        let run = kill_after(&store_dir, entries, delay, deltas);
         total_acks += run.acks.len();
 
         // Acks come in order, continuing the counter from the durable value.
@@ -142,6 +153,7 @@ fn sigkill_loop_never_loses_an_acknowledged_save() {
 
         match store.load::<AgentState>() {
             Ok(loaded) => {
+                loaded_deltas += usize::from(loaded.report.base.is_some());
                 let value = loaded.value;
                 assert!(
                     loaded.report.rejected.is_empty(),
@@ -157,12 +169,13 @@ fn sigkill_loop_never_loses_an_acknowledged_save() {
                 );
                 let unacked = value.total_updates == last_ack + 1;
                 kills_after_unacked_save += usize::from(unacked);
-                // Retention trims to RETAIN before each ack. A kill between a commit and its
+                // Retention trims to RETAIN before each ack (plus the chain of a kept delta:
+                // at most MAX_CHAIN older generations). A kill between a commit and its
                 // retention leaves one generation more; kills in a row, before any ack, add up.
                 let before = if run.acks.is_empty() {
                     previous_generations
                 } else {
-                    RETAIN
+                    RETAIN + MAX_CHAIN
                 };
                 assert!(
                     generations <= before + usize::from(unacked),
@@ -179,7 +192,8 @@ fn sigkill_loop_never_loses_an_acknowledged_save() {
     }
     let elapsed = started.elapsed();
     report(&format!(
-        "crash_loop: {KILLS} kills, {total_acks} acks, final counter {durable}, \
+        "crash_loop: {KILLS} kills ({delta_kills} of children writing deltas; {loaded_deltas} \
+         loads after a kill rebuilt a delta), {total_acks} acks, final counter {durable}, \
          {kills_mid_save} kills left a temp file, {kills_after_unacked_save} kills came after an \
          unacknowledged durable save, max {max_generations} generations (retain {RETAIN}), \
          {:.1} s",
@@ -188,6 +202,10 @@ fn sigkill_loop_never_loses_an_acknowledged_save() {
     assert!(
         durable > 0 && total_acks > 0,
         "no save was ever acknowledged"
+    );
+    assert!(
+        loaded_deltas > 0,
+        "no kill left a delta as the newest generation"
     );
 }
 

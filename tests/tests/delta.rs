@@ -21,9 +21,11 @@ struct Blob {
     bytes: Vec<u8>,
 }
 
+/// Deltas for every payload, however small and however much changed.
 fn policy() -> DeltaPolicy {
     DeltaPolicy::default()
         .with_min_payload(0)
+        .with_max_delta_percent(1_000)
         .with_chunk_sizes(ChunkSizes::around(1024))
 }
 
@@ -203,6 +205,36 @@ fn chains_close_at_the_policy_limit_and_every_link_loads() {
     );
     let loaded = read_only(dir.path()).load::<Blob>().unwrap();
     assert_eq!(loaded.value.bytes, bytes);
+}
+
+#[test]
+fn a_delta_that_would_carry_most_of_the_payload_is_written_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path(), 8, policy().with_max_delta_percent(50));
+    let mut bytes = noise(100_000, 11);
+    store
+        .save(&Blob {
+            bytes: bytes.clone(),
+        })
+        .unwrap();
+    bytes[..60_000].copy_from_slice(&noise(60_000, 12));
+    let receipt = store
+        .save(&Blob {
+            bytes: bytes.clone(),
+        })
+        .unwrap();
+    assert_eq!(receipt.base, None, "60% changed: a full generation");
+    bytes[..1_000].copy_from_slice(&noise(1_000, 13));
+    let receipt = store
+        .save(&Blob {
+            bytes: bytes.clone(),
+        })
+        .unwrap();
+    assert_eq!(receipt.base, Some(2), "1% changed: a delta of the full one");
+    assert_eq!(
+        read_only(dir.path()).load::<Blob>().unwrap().value.bytes,
+        bytes
+    );
 }
 
 #[test]
@@ -387,4 +419,65 @@ fn every_single_bit_flip_of_a_delta_is_caught_and_the_load_falls_back() {
     }
     std::fs::write(&path, &good).unwrap();
     assert_eq!(reader.load::<Blob>().unwrap().value, second);
+}
+
+#[persist(name = "tick", version = 1)]
+#[derive(Clone, Debug, PartialEq)]
+struct Tick {
+    n: u64,
+}
+
+#[test]
+fn snapshot_members_are_written_as_deltas_and_restore_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = persist_core::SnapshotSpec::builder("system")
+        .member::<Tick>()
+        .member_after::<Blob>(&["tick"])
+        .build()
+        .unwrap();
+    let config = StoreConfig::default()
+        .with_retain(1)
+        .with_retain_snapshots(2)
+        .with_space_reserve(0)
+        .with_deltas(policy().with_max_chain(3));
+    let store = Store::new(
+        Box::new(FsBackend::open(dir.path()).unwrap()),
+        test_keyring(),
+        config,
+    );
+    let mut blob = Blob {
+        bytes: noise(80_000, 21),
+    };
+    let mut bases = Vec::new();
+    for n in 0..9u64 {
+        blob.bytes[(n as usize * 8_111) % 79_000] ^= 0x55;
+        let mut writer = store.snapshot(&spec);
+        writer.add(&Tick { n }).unwrap().add(&blob).unwrap();
+        let receipt = writer.commit().unwrap();
+        let member = receipt.members.iter().find(|m| m.name == "blob").unwrap();
+        assert!(member.written);
+        bases.push(member.base);
+        // Every kept snapshot restores whole: no retention took a base its member needs.
+        for info in store.snapshots("system").unwrap() {
+            let mut restored = store.load_snapshot_at(&spec, info.id).unwrap();
+            assert!(restored.report.is_complete(), "{}", restored.report);
+            assert!(restored.take::<Blob>().is_some());
+        }
+    }
+    assert_eq!(
+        bases,
+        [
+            None,
+            Some(1),
+            Some(2),
+            Some(3),
+            None,
+            Some(5),
+            Some(6),
+            Some(7),
+            None
+        ]
+    );
+    let mut restored = read_only(dir.path()).load_snapshot(&spec).unwrap();
+    assert_eq!(restored.take::<Blob>(), Some(blob));
 }

@@ -126,8 +126,11 @@ struct Torture {
 }
 
 impl Torture {
+    /// The single-state torture, with incremental generations on (`--deltas`: short chains, so
+    /// the cuts land in full saves, deltas and chain ends alike).
     fn spawn(store_dir: &Path, entries: usize, dir_fsync: bool) -> Torture {
-        Torture::spawn_with(store_dir, &["--entries", &entries.to_string()], dir_fsync)
+        let entries = entries.to_string();
+        Torture::spawn_with(store_dir, &["--entries", &entries, "--deltas"], dir_fsync)
     }
 
     fn spawn_with(store_dir: &Path, args: &[&str], dir_fsync: bool) -> Torture {
@@ -252,7 +255,11 @@ struct Cut {
     loaded: Option<u64>,
     /// Generations rejected by that load.
     rejected: usize,
-    /// Generations present after the remount.
+    /// Whether the generation loaded was a delta (rebuilt from its chain).
+    from_delta: bool,
+    /// Generations present after the remount: more than retention keeps when the child's
+    /// last retention deleted after its last fsync (those unlinks are not durable yet when the
+    /// power goes; the next save's directory fsync would have made them so).
     generations: usize,
     /// The child's first non-ack line (its save error after the cut), if any.
     error: Option<String>,
@@ -298,14 +305,18 @@ fn one_cut(rig: &mut Rig, dir_fsync: bool, rng: &mut impl Rng) -> Cut {
             .with_space_reserve(0),
     );
     let generations = store.generations(AgentState::NAME).unwrap().len();
-    let (loaded, rejected) = match store.load::<AgentState>() {
+    let (loaded, rejected, from_delta) = match store.load::<AgentState>() {
         Ok(loaded) => {
             let v = &loaded.value;
             assert_eq!(*v, torture_state(v.q.len(), v.total_updates), "payload");
-            (Some(v.total_updates), loaded.report.rejected.len())
+            (
+                Some(v.total_updates),
+                loaded.report.rejected.len(),
+                loaded.report.base.is_some(),
+            )
         }
-        Err(LoadError::NoGeneration { .. }) => (None, 0),
-        Err(LoadError::AllInvalid { rejected, .. }) => (None, rejected.len()),
+        Err(LoadError::NoGeneration { .. }) => (None, 0, false),
+        Err(LoadError::AllInvalid { rejected, .. }) => (None, rejected.len(), false),
         Err(e) => panic!("load after the cut: {e}"),
     };
     Cut {
@@ -320,6 +331,7 @@ fn one_cut(rig: &mut Rig, dir_fsync: bool, rng: &mut impl Rng) -> Cut {
         max_printed: acks.iter().map(|a| a.total_updates).max().unwrap_or(0),
         loaded,
         rejected,
+        from_delta,
         generations,
         error: other.into_iter().next(),
     }
@@ -377,6 +389,7 @@ fn every_acknowledged_save_survives(fs: Fs) {
     let (mut acks, mut acks_after, mut beyond_max, mut max_generations) = (0, 0, 0u64, 0);
     let (mut acks_during, mut max_ioctl_micros) = (0, 0);
     let mut unacked_durable = 0;
+    let mut from_deltas = 0;
     let mut sample_error = None;
     for cut in 1..=CUTS {
         let c = one_cut(&mut rig, true, &mut rng);
@@ -400,11 +413,13 @@ fn every_acknowledged_save_survives(fs: Fs) {
         max_ioctl_micros = max_ioctl_micros.max(c.ioctl_micros);
         beyond_max = beyond_max.max(loaded - c.last_ack);
         unacked_durable += usize::from(loaded > c.last_ack);
+        from_deltas += usize::from(c.from_delta);
         max_generations = max_generations.max(c.generations);
         sample_error = sample_error.or(c.error);
     }
     report(&format!(
-        "power_cut {}: {CUTS} cuts, {acks} acks before the cuts, 0 acknowledged saves lost, \
+        "power_cut {} (deltas on): {CUTS} cuts, {acks} acks before the cuts, 0 acknowledged \
+         saves lost, {from_deltas} loads after a cut rebuilt a delta, \
          {unacked_durable} cuts kept an unacknowledged save (max {beyond_max} beyond the last \
          ack), {acks_during} acks stamped during the shutdown ioctl (max {max_ioctl_micros} µs), \
          {acks_after} after it, max {max_generations} generations \
@@ -414,6 +429,10 @@ fn every_acknowledged_save_survives(fs: Fs) {
         started.elapsed().as_secs_f64()
     ));
     assert!(acks >= CUTS, "the children acknowledged only {acks} saves");
+    assert!(
+        from_deltas > 0,
+        "no cut left a delta as the newest generation"
+    );
 }
 
 fn without_dir_fsync_a_save_is_lost(fs: Fs) {

@@ -98,7 +98,12 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     // Two clients of the off-site copy: the store's restore, which the demo waits for, at normal
     // priority; the replicator's uploads, which must never slow the agent, at idle priority.
     let off_site = args.off_site.as_deref().map(crate::open::s3).transpose()?;
-    let mut config = StoreConfig::default().with_space_reserve(args.space_reserve);
+    // Incremental generations for states of 64 KiB and more: the snapshot members that change
+    // are written as deltas of their previous generation.
+    let deltas = persist_core::DeltaPolicy::default().with_min_payload(64 << 10);
+    let mut config = StoreConfig::default()
+        .with_space_reserve(args.space_reserve)
+        .with_deltas(deltas);
     config.off_site = off_site.map(|b| Arc::new(b) as Arc<dyn persist_core::Backend>);
     let store = Store::new(Box::new(backend), Keyring::new(key), config);
     let uploads = args

@@ -298,7 +298,7 @@ fn verify_state(store: &Store, name: &str, schema: Option<&Schema>) -> Result<Fo
     let found = store.newest_valid(schema);
     let payload = found.as_ref().ok().map(|valid| {
         let r = &valid.report;
-        match r.migrations.len() {
+        let decoded = match r.migrations.len() {
             0 => format!("decoded as {name} v{}", r.schema_version),
             n => format!(
                 "decoded as {name} v{} and migrated to v{} ({n} step{})",
@@ -306,6 +306,13 @@ fn verify_state(store: &Store, name: &str, schema: Option<&Schema>) -> Result<Fo
                 schema.version(),
                 if n == 1 { "" } else { "s" }
             ),
+        };
+        match r.base {
+            Some(base) => format!(
+                "a delta of generation {base}: its chain down to a full generation verified, \
+                 the payload rebuilt and {decoded}"
+            ),
+            None => decoded,
         }
     });
     Ok((found, payload))

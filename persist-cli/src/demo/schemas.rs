@@ -168,6 +168,7 @@ impl System {
     pub fn commit(&mut self, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
         self.position.bars_held = self.position.bars_held.saturating_add(1);
         self.position.saved_at_nanos = now_nanos();
+        self.learn();
         let started = Instant::now();
         let receipt = store
             .snapshot(&self.spec)
@@ -182,6 +183,24 @@ impl System {
             .and_then(|w| w.add(&self.mdp_es))
             .and_then(|w| w.commit())
             .map_err(snapshot_err("commit"))?;
+        for member in receipt.members.iter().filter(|m| m.written) {
+            match member.base {
+                Some(base) => outln!(
+                    out,
+                    "    {}: generation {} is a delta of {base}: {} bytes written",
+                    member.name,
+                    member.sequence,
+                    member.bytes
+                )?,
+                None => outln!(
+                    out,
+                    "    {}: generation {} written whole: {} bytes",
+                    member.name,
+                    member.sequence,
+                    member.bytes
+                )?,
+            }
+        }
         let written = receipt.written().count();
         outln!(
             out,
@@ -200,6 +219,34 @@ impl System {
             )?;
         }
         Ok(())
+    }
+}
+
+impl System {
+    /// The replay buffer, the largest member, learns between two snapshots as a ring buffer
+    /// does: 1% of its experiences at the cursor are replaced (new ones at the highest
+    /// priority, as prioritised replay inserts them), and the sampling distribution follows.
+    /// The store writes it as a delta of its previous generation.
+    fn learn(&mut self) {
+        let replay = &mut self.replay;
+        let n = replay.experiences.len();
+        if n == 0 {
+            return;
+        }
+        let max = replay.priorities.iter().copied().fold(0.0, f64::max);
+        let now = now_nanos();
+        for i in 0..(n / 100).max(1) {
+            let at = (replay.next_index as usize + i) % n;
+            let e = &mut replay.experiences[at];
+            e.timestamp = now;
+            e.state_hash = e.state_hash.rotate_left(7) ^ now as u64;
+            e.reward.total = -e.reward.total;
+            replay.priorities[at] = max;
+        }
+        replay.next_index = ((replay.next_index as usize + (n / 100).max(1)) % n) as u32;
+        replay.sum_priorities = replay.priorities.iter().sum();
+        replay.cdf = persist_schemas::compute_cdf(&replay.priorities);
+        replay.total_samples_taken += 32;
     }
 }
 

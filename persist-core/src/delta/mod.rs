@@ -42,6 +42,9 @@ pub struct DeltaPolicy {
     /// Payloads shorter than this are always written whole, as format 2 (default 1 MiB): below
     /// it a chunk table costs more than it saves.
     pub min_payload: usize,
+    /// A delta that would carry more than this many percent of the payload is written as a
+    /// full generation instead (default 50): it would save little and lengthen the chain.
+    pub max_delta_percent: u32,
     /// Content-defined chunking: the smallest, average and largest chunk (default 16, 64 and
     /// 256 KiB; see docs/ARCHITECTURE.md for the measurements behind them).
     pub chunk_sizes: ChunkSizes,
@@ -96,6 +99,7 @@ impl Default for DeltaPolicy {
             max_chain: 16,
             max_chain_percent: 50,
             min_payload: 1 << 20,
+            max_delta_percent: 50,
             chunk_sizes: ChunkSizes::DEFAULT,
         }
     }
@@ -113,6 +117,13 @@ impl DeltaPolicy {
     #[must_use]
     pub fn with_max_chain_percent(mut self, percent: u32) -> Self {
         self.max_chain_percent = percent;
+        self
+    }
+
+    /// Deltas carrying more than `percent` of the payload are written as full generations.
+    #[must_use]
+    pub fn with_max_delta_percent(mut self, percent: u32) -> Self {
+        self.max_delta_percent = percent;
         self
     }
 

@@ -53,21 +53,26 @@ impl Store {
         payload: &[u8],
         previous: Option<&Previous>,
         sizes: ChunkSizes,
+        max_percent: u32,
     ) -> Result<ChunkedWrite, SaveError> {
-        let plan: Vec<Planned> = match previous {
+        let mut plan: Vec<Planned> = match previous {
             Some(previous) => diff::plan(previous, payload, sizes),
             None => diff::cut_all(payload, sizes)
                 .into_iter()
                 .map(|(start, len)| Planned::New { start, len })
                 .collect(),
         };
-        let literal_len: usize = plan
-            .iter()
-            .map(|p| match p {
-                Planned::New { len, .. } => *len,
-                Planned::Same(_) => 0,
-            })
-            .sum();
+        let mut literal_len = new_bytes(&plan);
+        // A delta that carries most of the payload saves little and lengthens the chain: write
+        // a full generation instead (same chunks, all carried).
+        let previous = match previous {
+            Some(_) if literal_len as u64 * 100 > payload.len() as u64 * u64::from(max_percent) => {
+                plan = all_new(&plan, previous.expect("matched"));
+                literal_len = payload.len();
+                None
+            }
+            previous => previous,
+        };
         let chunk = match previous {
             Some(previous) => ChunkHeader {
                 base_sequence: previous.sequence,
@@ -112,6 +117,32 @@ impl Store {
             hashes,
         })
     }
+}
+
+/// The bytes of the new chunks of a plan.
+fn new_bytes(plan: &[Planned]) -> usize {
+    plan.iter()
+        .map(|p| match p {
+            Planned::New { len, .. } => *len,
+            Planned::Same(_) => 0,
+        })
+        .sum()
+}
+
+/// `plan` with every chunk carried (a full generation with the same chunk boundaries).
+fn all_new(plan: &[Planned], previous: &Previous) -> Vec<Planned> {
+    let mut at = 0usize;
+    plan.iter()
+        .map(|p| {
+            let len = match *p {
+                Planned::New { len, .. } => len,
+                Planned::Same(j) => previous.entries[j as usize].len as usize,
+            };
+            let start = at;
+            at += len;
+            Planned::New { start, len }
+        })
+        .collect()
 }
 
 /// Writes the new chunks' bytes, adjacent ones in one write.

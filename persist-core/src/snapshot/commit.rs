@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 use crate::backend::BackendError;
 use crate::codec;
 use crate::encoded::Encoded;
-use crate::envelope::{self, TAG_LEN};
 use crate::generation::generation_key;
 use crate::persist::Persist;
 use crate::save::Payload;
@@ -170,6 +169,10 @@ pub struct MemberReceipt {
     pub sequence: u64,
     /// True when this commit wrote it; false when it was unchanged and referenced.
     pub written: bool,
+    /// The bytes this commit wrote for it (for a delta, the delta's size; 0 when referenced).
+    pub bytes: u64,
+    /// When it was written as a delta, its base generation.
+    pub base: Option<u64>,
 }
 
 impl Store {
@@ -218,20 +221,17 @@ impl Store {
         let mut bytes_written = 0;
         for member in spec.member_specs() {
             let (written, fresh) = match members.remove(member.name()).expect("checked above") {
-                Some(encoded) => {
-                    let committed = self.commit_member(&encoded, full)?;
-                    if committed.1 {
-                        bytes_written +=
-                            (envelope::HEADER_LEN + encoded.payload_len() + TAG_LEN) as u64;
-                    }
-                    committed
-                }
-                None => (self.reused(spec, member.name())?, false),
+                Some(encoded) => self.commit_member(&encoded, full)?,
+                None => (self.reused(spec, member.name())?, None),
             };
+            let (bytes, base) = fresh.unwrap_or((0, None));
+            bytes_written += bytes;
             receipts.push(MemberReceipt {
                 name: member.name().to_string(),
                 sequence: written.sequence,
-                written: fresh,
+                written: fresh.is_some(),
+                bytes,
+                base,
             });
             listed.push(ManifestMember {
                 name: member.name().to_string(),
@@ -348,12 +348,14 @@ impl Store {
     }
 
     /// Makes one member durable: references its last generation when the payload is the same,
-    /// else writes a new one. Returns what the manifest lists and whether it was written.
+    /// else writes a new one. Returns what the manifest lists and, when it was written, the
+    /// bytes written and a delta's base.
+    #[allow(clippy::type_complexity)]
     fn commit_member(
         &self,
         encoded: &Encoded,
         full: bool,
-    ) -> Result<(Written, bool), SnapshotError> {
+    ) -> Result<(Written, Option<(u64, Option<u64>)>), SnapshotError> {
         let name = encoded.name();
         let digest = xxhash_rust::xxh3::xxh3_128(&encoded.payload);
         let book = self.book(name);
@@ -367,7 +369,7 @@ impl Store {
         if let Some(written) = unchanged
             && self.still_there(name, written.sequence)?
         {
-            return Ok((written, false));
+            return Ok((written, None));
         }
         let committed = self.commit_generation(
             &mut book,
@@ -385,6 +387,6 @@ impl Store {
             digest,
         };
         book.last_written = Some(written);
-        Ok((written, true))
+        Ok((written, Some((committed.bytes, committed.base))))
     }
 }

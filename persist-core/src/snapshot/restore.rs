@@ -8,6 +8,7 @@ use crate::backend::BackendError;
 use crate::check::{self, check_resolved, open_generation};
 use crate::codec;
 use crate::delta::chain::{self, Resolved};
+use crate::delta::diff::Previous;
 use crate::envelope::Expect;
 use crate::envelope::{Header, TAG_LEN};
 use crate::error::LoadError;
@@ -52,6 +53,8 @@ struct Whole {
     /// Each restored member's generation with its payload's digest, so the next commit
     /// references a member that did not change since (even after a restart).
     written: Vec<(&'static str, Written)>,
+    /// With deltas on, each restored chunked member as the base of its next delta.
+    previous: Vec<(&'static str, Previous)>,
 }
 
 impl Store {
@@ -213,6 +216,11 @@ impl Store {
             let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
             book.last_written = Some(written);
         }
+        for (name, previous) in whole.previous {
+            let book = self.book(name);
+            let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
+            book.previous = Some(previous);
+        }
         RestoredSnapshot {
             report,
             values: whole.values,
@@ -230,6 +238,7 @@ impl Store {
         let mut values = HashMap::new();
         let mut members = Vec::new();
         let mut written = Vec::new();
+        let mut previous = Vec::new();
         let mut absent: BTreeSet<&str> = BTreeSet::new();
         for member in spec.member_specs() {
             if let Some(dep) = member.depends_on.iter().find(|d| absent.contains(**d)) {
@@ -284,6 +293,11 @@ impl Store {
                     },
                 ));
             }
+            if self.config.deltas.is_some()
+                && let Some(p) = bytes.into_previous(listed.sequence)
+            {
+                previous.push((member.name(), p));
+            }
             values.insert(member.name(), decoded.value);
             members.push(MemberReport {
                 name: member.name().to_string(),
@@ -301,6 +315,7 @@ impl Store {
             values,
             members,
             written,
+            previous,
         })
     }
 }

@@ -49,6 +49,7 @@ struct Options {
     retain: usize,
     no_dir_fsync: bool,
     snapshot: bool,
+    deltas: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, ArgsError> {
@@ -59,6 +60,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, ArgsErr
         retain: 3,
         no_dir_fsync: false,
         snapshot: false,
+        deltas: false,
     };
     while let Some(arg) = args.next() {
         let mut number = |flag: &str| {
@@ -75,6 +77,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, ArgsErr
             "--retain" => opts.retain = number("--retain")?,
             "--no-dir-fsync" => opts.no_dir_fsync = true,
             "--snapshot" => opts.snapshot = true,
+            "--deltas" => opts.deltas = true,
             s if s.starts_with("--") || dir.is_some() => return Err(ArgsError::Unknown(arg)),
             _ => dir = Some(PathBuf::from(arg)),
         }
@@ -90,7 +93,7 @@ fn main() -> ExitCode {
             eprintln!("persist-torture: {e}");
             eprintln!(
                 "usage: persist-torture <store dir> [--entries N] [--retain N] [--no-dir-fsync] \
-                 [--snapshot]"
+                 [--snapshot] [--deltas]"
             );
             return ExitCode::from(2);
         }
@@ -112,14 +115,16 @@ fn run(opts: &Options) -> Result<(), String> {
     if opts.no_dir_fsync {
         backend.set_skip_dir_fsync(true);
     }
-    let store = Store::new(
-        Box::new(backend),
-        test_keyring(),
-        StoreConfig::default()
-            .with_retain(opts.retain)
-            .with_retain_snapshots(opts.retain)
-            .with_space_reserve(0),
-    );
+    let mut config = StoreConfig::default()
+        .with_retain(opts.retain)
+        .with_retain_snapshots(opts.retain)
+        .with_space_reserve(0);
+    if opts.deltas {
+        // Every save chunked, short chains (so fulls, deltas and chain ends all get cut), small
+        // chunks (so even the small states have several).
+        config = config.with_deltas(persist_tests::torture::delta_policy());
+    }
+    let store = Store::new(Box::new(backend), test_keyring(), config);
     if opts.snapshot {
         return run_snapshots(&store);
     }
