@@ -780,11 +780,16 @@ fn demo_schemas_commits_snapshots_that_snapshots_status_verify_and_list_report()
         text.contains("committed snapshot 1 of agent_system: 9 members written, 0 unchanged"),
         "{text}"
     );
-    // Only the position moved: the other eight members are referenced.
+    // The position moved and the replay buffer learned (written as a delta of its first
+    // generation): the other seven members are referenced.
     assert!(
         text.contains(
-            "committed snapshot 2 of agent_system: 1 member written, 8 unchanged and referenced"
+            "committed snapshot 2 of agent_system: 2 members written, 7 unchanged and referenced"
         ),
+        "{text}"
+    );
+    assert!(
+        text.contains("replay_buffer: generation 2 is a delta of 1: "),
         "{text}"
     );
     let second = demo_schemas(dir.path(), 200, 100, &[]);
@@ -797,7 +802,7 @@ fn demo_schemas_commits_snapshots_that_snapshots_status_verify_and_list_report()
     assert!(
         second
             .stdout
-            .contains("committed snapshot 4 of agent_system: 1 member written"),
+            .contains("committed snapshot 4 of agent_system: 2 members written"),
         "{}",
         second.stdout
     );
@@ -815,7 +820,7 @@ fn demo_schemas_commits_snapshots_that_snapshots_status_verify_and_list_report()
             // An older snapshot shows what differs from the one above it.
             && listed
                 .stdout
-                .contains("as snapshot 2, except position generation 1 (v2)"),
+                .contains("as snapshot 2, except replay_buffer generation 1 (v2), position generation 1 (v2)"),
         "{}",
         listed.stdout
     );

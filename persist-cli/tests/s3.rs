@@ -584,15 +584,20 @@ fn restore_a_whole_snapshot_after_the_local_store_is_wiped() {
         "{}",
         restored.stdout
     );
+    // Snapshot 2's members, its manifest, and the chain of its one delta member: the demo
+    // writes the replay buffer incrementally, so its generation 2 comes with its base 1.
+    let chain = "replay_buffer/00000000000000000001.pst";
     let mut expected: Vec<(String, Vec<u8>)> = before
         .iter()
         .filter(|(k, _)| {
-            members(1).contains(k) || k == "snapshot.agent_system/00000000000000000002.pst"
+            members(1).contains(k)
+                || k == "snapshot.agent_system/00000000000000000002.pst"
+                || k == chain
         })
         .cloned()
         .collect();
     expected.sort();
-    assert_eq!(all_files(&state).len(), 10);
+    assert_eq!(all_files(&state).len(), 11);
     assert_eq!(all_files(&state), expected);
     let local = server.persist(&key, &["snapshots", s(&state), "--json"]);
     local.assert_code(0);
@@ -651,4 +656,51 @@ fn restore_a_whole_snapshot_after_the_local_store_is_wiped() {
         plain.stdout
     );
     assert!(!other.join("snapshot.agent_system").exists());
+}
+
+/// A delta restored from off-site comes back with its chain (bases first), and verifies.
+#[test]
+fn a_delta_is_restored_with_its_chain() {
+    let Some(server) = server("a_delta_is_restored_with_its_chain") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("persist.key");
+    let args = ["demo", "--dir", s(tmp.path()), "--steps", "300"];
+    server
+        .persist(
+            &key,
+            &[&args[..], &["--save-every", "100", "--schemas"]].concat(),
+        )
+        .assert_code(0);
+    let state = tmp.path().join("state");
+    let url = format!("s3://{}/agents/chain", server.bucket("chain"));
+    server
+        .persist(&key, &["push", s(&state), "--to", &url])
+        .assert_code(0);
+    let other = tmp.path().join("other");
+    let restore = [
+        "restore",
+        "--from",
+        &url,
+        "--to",
+        s(&other),
+        "--state",
+        "replay_buffer",
+    ];
+    server.persist(&key, &restore).assert_code(0);
+    // The newest replay buffer (3) is a delta of 2, a delta of the full 1: all three are back.
+    let mut restored: Vec<String> = fs::read_dir(other.join("replay_buffer"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    restored.sort();
+    assert_eq!(restored.len(), 3, "{restored:?}");
+    let listed = server.persist(&key, &["list", s(&other), "--json"]);
+    listed.assert_code(0);
+    let json = listed.json();
+    let newest = json["states"][0]["generations"][2].clone();
+    assert_eq!(newest["generation_kind"], "delta", "{}", listed.stdout);
+    assert_eq!(newest["base"], 2, "{}", listed.stdout);
+    server.persist(&key, &["verify", s(&other)]).assert_code(0);
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::backend::Backend;
-use crate::delta::chain::{self, Resolved};
+use crate::delta::chain::{self, Rebuilt, Resolved};
 use crate::envelope::{self, Expect, Header};
 use crate::generation::GenerationInfo;
 use crate::key::Keyring;
@@ -118,10 +118,36 @@ pub(crate) fn open_generation<'a, R>(
 ) -> Result<(Header, &'a [u8], Option<R>), RejectReason> {
     let (header, payload, early) = match resolved {
         Resolved::Whole(bytes) => open_whole(ring, schema, sequence, bytes, early)?,
-        Resolved::Rebuilt(rebuilt) => (rebuilt.header.clone(), &rebuilt.payload[..], None),
+        Resolved::Rebuilt(rebuilt) => open_rebuilt(schema, rebuilt, early)?,
     };
     check_fingerprint(schema, &header)?;
     Ok((header, payload, early))
+}
+
+/// [`open_generation`] of a rebuilt delta: its links' literal digests are checked on other
+/// threads while `early` runs on the payload (when it is the current version), as for a whole
+/// generation's tag; `early`'s result is dropped unless they pass.
+fn open_rebuilt<'a, R>(
+    schema: &Schema,
+    rebuilt: &'a Rebuilt,
+    early: impl FnOnce(&'a [u8]) -> R,
+) -> Result<(Header, &'a [u8], Option<R>), RejectReason> {
+    let payload = &rebuilt.payload[..];
+    let current = rebuilt.header.schema_version == schema.version;
+    let early = if current && rebuilt.is_pending() {
+        std::thread::scope(|s| {
+            let verify = s.spawn(|| rebuilt.verify_links());
+            let early = early(payload);
+            let verified = verify
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            verified.map(|()| Some(early))
+        })?
+    } else {
+        rebuilt.verify_links()?;
+        current.then(|| early(payload))
+    };
+    Ok((rebuilt.header.clone(), payload, early))
 }
 
 /// [`open_generation`] of a generation's own bytes (no chain to follow).
@@ -231,5 +257,15 @@ pub(crate) fn fetch_for(
     mapped: bool,
 ) -> Result<Resolved, RejectReason> {
     let expect = schema.expect(generation.sequence);
-    chain::fetch_resolved(backend, keyring, schema.name, &expect, generation, mapped)
+    // Checked by `open_generation`, beside the decoding.
+    let deferred = true;
+    chain::fetch_resolved(
+        backend,
+        keyring,
+        schema.name,
+        &expect,
+        generation,
+        mapped,
+        deferred,
+    )
 }

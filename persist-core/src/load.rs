@@ -213,6 +213,7 @@ impl Store {
             &expect,
             generation,
             false,
+            false,
         )?;
         match resolved {
             Resolved::Whole(bytes) => Ok(envelope::open(&self.keyring, &bytes, &expect)?.header),

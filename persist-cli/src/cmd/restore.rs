@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use persist_core::format::generation_key;
+use persist_core::format::{self, generation_key};
 use persist_core::{Backend, BackendError, GenerationInfo, Keyring, Store, StoreConfig};
 use persist_fs::FsBackend;
 
@@ -76,8 +76,39 @@ enum Copied {
     Different,
 }
 
-/// Copies `key` from `remote` to `local`, byte for byte, never replacing an object.
+/// Copies `key` from `remote` to `local`, byte for byte, never replacing an object; a delta's
+/// chain first, oldest base first, so the local store never holds a delta without its base
+/// (the caller verified the generation off-site, chain included). A base that differs locally
+/// makes the result `Different`: the delta is not copied onto it.
 fn copy(remote: &Store, local: &FsBackend, key: &str, to: &Path) -> Result<Copied, CliError> {
+    let mut chain = vec![key.to_string()];
+    while chain.len() <= format::MAX_DEPTH as usize {
+        let last = chain.last().expect("not empty");
+        let head = remote
+            .backend()
+            .get_head(last, format::HEAD_LEN)
+            .map_err(|source| CliError::Storage {
+                op: format!("read {last} from {}", remote.backend().location()),
+                source,
+            })?;
+        let base = format::is_delta_unverified(&head.bytes)
+            .then(|| format::ChunkHeader::decode_unverified(&head.bytes))
+            .flatten();
+        let (Some(base), Some((name, _))) = (base, format::parse_generation_key(last)) else {
+            break;
+        };
+        chain.push(generation_key(name, base.base_sequence));
+    }
+    for base in chain[1..].iter().rev() {
+        if let Copied::Different = copy_one(remote, local, base, to)? {
+            return Ok(Copied::Different);
+        }
+    }
+    copy_one(remote, local, key, to)
+}
+
+/// Copies one object (see [`copy`]).
+fn copy_one(remote: &Store, local: &FsBackend, key: &str, to: &Path) -> Result<Copied, CliError> {
     let bytes = remote
         .backend()
         .get(key)

@@ -163,8 +163,9 @@ pub fn restore(
 }
 
 impl System {
-    /// Moves the position on by one bar (the only member that changes between two snapshots)
-    /// and commits the nine states as a new snapshot.
+    /// Moves the position on by one bar, lets the replay buffer learn (the two members that
+    /// change between two snapshots) and commits the nine states as a new snapshot, printing
+    /// which members were written, whole or as a delta, and their bytes.
     pub fn commit(&mut self, store: &Store, out: &mut dyn Write) -> Result<(), CliError> {
         self.position.bars_held = self.position.bars_held.saturating_add(1);
         self.position.saved_at_nanos = now_nanos();
@@ -309,14 +310,15 @@ mod tests {
             text.contains("committed snapshot 1 of agent_system: 9 members written"),
             "{text}"
         );
-        // Only the position changed: one member written, eight referenced.
+        // Only the position and the replay buffer changed: two members written, seven
+        // referenced.
         assert!(
-            text.contains("snapshot 2 of agent_system: 1 member written, 8 unchanged"),
+            text.contains("snapshot 2 of agent_system: 2 members written, 7 unchanged"),
             "{text}"
         );
         assert!(text.contains("resumed from snapshot 2"), "{text}");
         assert!(
-            text.contains("snapshot 3 of agent_system: 1 member written, 8 unchanged"),
+            text.contains("snapshot 3 of agent_system: 2 members written, 7 unchanged"),
             "{text}"
         );
         // Nine member states plus the manifests' state.
@@ -324,7 +326,12 @@ mod tests {
         let mut restored = store.load_snapshot(&spec().unwrap()).unwrap();
         assert_eq!(restored.report.snapshot, Some(3));
         let replay = restored.take::<ReplayBufferState>().unwrap();
-        assert_eq!(replay, ReplayBufferState::generate(10_000, 7));
+        let generated = ReplayBufferState::generate(10_000, 7);
+        assert_eq!(
+            replay.total_samples_taken,
+            generated.total_samples_taken + 3 * 32
+        );
+        assert_eq!(replay.experiences.len(), generated.experiences.len());
         let position = restored.take::<PositionState>().unwrap();
         assert_eq!(position.bars_held, PositionState::generate(7).bars_held + 3);
     }

@@ -51,6 +51,38 @@ pub(crate) struct Rebuilt {
     pub(crate) chain_bytes: u64,
     /// The envelope bytes of the chain's full generation.
     pub(crate) full_bytes: u64,
+    /// Links whose literal digests are still to be checked ([`Rebuilt::verify_links`]): the
+    /// payload was assembled from them, and nothing of it may be used before they pass.
+    unverified: Vec<Link>,
+}
+
+impl Rebuilt {
+    /// Checks the SHA-256 of every literal chunk of every link still unverified: the last check
+    /// before the payload may be used. A load runs it on other cores while it decodes the
+    /// payload on its own (decoding is safe on arbitrary bytes, and its result is dropped
+    /// unless this passes), as it does for a whole generation's tag.
+    pub(crate) fn verify_links(&self) -> Result<(), RejectReason> {
+        for (k, link) in self.unverified.iter().enumerate() {
+            if let Err(index) = chunked::verify_literals(&link.chunks.entries, link.data()) {
+                let corrupt =
+                    RejectReason::Envelope(envelope::EnvelopeError::ChunkDigest { index });
+                return Err(if k == 0 {
+                    corrupt
+                } else {
+                    RejectReason::BaseRejected {
+                        base: link.sequence,
+                        reason: Box::new(corrupt),
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether [`Rebuilt::verify_links`] has work left.
+    pub(crate) fn is_pending(&self) -> bool {
+        !self.unverified.is_empty()
+    }
 }
 
 impl Resolved {
@@ -116,8 +148,11 @@ impl Resolved {
     }
 }
 
-/// Reads generation `generation` of state `name`; a delta's chain is followed, verified and
-/// rebuilt (its own header checked against `expect`).
+/// Reads generation `generation` of state `name`; a delta's chain is followed, checked and
+/// rebuilt (its own header checked against `expect`). With `deferred`, the digests of the
+/// links' literal chunks are left for [`Rebuilt::verify_links`], which the caller must run
+/// before using anything (`check::open_generation` does, beside the decoding); otherwise they
+/// are checked here.
 pub(crate) fn fetch_resolved(
     backend: &dyn Backend,
     ring: &Keyring,
@@ -125,12 +160,13 @@ pub(crate) fn fetch_resolved(
     expect: &Expect<'_>,
     generation: &GenerationInfo,
     mapped: bool,
+    deferred: bool,
 ) -> Result<Resolved, RejectReason> {
     let bytes = fetch(backend, generation, mapped)?;
-    resolve(backend, ring, name, expect, generation, bytes)
+    resolve_with(backend, ring, name, expect, generation, bytes, deferred)
 }
 
-/// [`fetch_resolved`] of bytes already read.
+/// [`fetch_resolved`] of bytes already read, every check done.
 pub(crate) fn resolve(
     backend: &dyn Backend,
     ring: &Keyring,
@@ -139,10 +175,27 @@ pub(crate) fn resolve(
     generation: &GenerationInfo,
     bytes: ObjectBytes,
 ) -> Result<Resolved, RejectReason> {
+    resolve_with(backend, ring, name, expect, generation, bytes, false)
+}
+
+fn resolve_with(
+    backend: &dyn Backend,
+    ring: &Keyring,
+    name: &str,
+    expect: &Expect<'_>,
+    generation: &GenerationInfo,
+    bytes: ObjectBytes,
+    deferred: bool,
+) -> Result<Resolved, RejectReason> {
     if !envelope::is_delta_unverified(&bytes) {
         return Ok(Resolved::Whole(bytes));
     }
-    rebuild(backend, ring, name, expect, generation, bytes).map(|r| Resolved::Rebuilt(Box::new(r)))
+    let mut rebuilt = rebuild(backend, ring, name, expect, generation, bytes)?;
+    if !deferred {
+        rebuilt.verify_links()?;
+        rebuilt.unverified.clear();
+    }
+    Ok(Resolved::Rebuilt(Box::new(rebuilt)))
 }
 
 /// One verified link of a chain.
@@ -167,7 +220,8 @@ fn rebuild(
     generation: &GenerationInfo,
     bytes: ObjectBytes,
 ) -> Result<Rebuilt, RejectReason> {
-    let Sealed::Chunked(top) = envelope::open_sealed(ring, &bytes, expect)? else {
+    // Literal digests are checked after assembly (`Rebuilt::verify_links`).
+    let Sealed::Chunked(top) = envelope::open_sealed_with(ring, &bytes, expect, false)? else {
         unreachable!("is_delta_unverified checked the format, and open_sealed verified it")
     };
     let (header, chunks, tag) = (top.header, top.chunks, top.tag);
@@ -199,8 +253,9 @@ fn rebuild(
             }
             Err(e) => return Err(rejected(e)),
         };
-        let opened = envelope::open_sealed(ring, &bytes, &Expect::generation(name, base))
-            .map_err(|e| rejected(e.into()))?;
+        let opened =
+            envelope::open_sealed_with(ring, &bytes, &Expect::generation(name, base), false)
+                .map_err(|e| rejected(e.into()))?;
         let Sealed::Chunked(link) = opened else {
             return Err(RejectReason::BaseMismatch {
                 base,
@@ -231,13 +286,16 @@ fn rebuild(
     let (full, deltas) = links
         .split_last()
         .expect("a chain ends with a full generation");
+    let chain_bytes = deltas.iter().map(|l| l.bytes.len() as u64).sum();
+    let full_bytes = full.bytes.len() as u64;
     Ok(Rebuilt {
         header,
         payload,
         chunks,
         tag,
-        chain_bytes: deltas.iter().map(|l| l.bytes.len() as u64).sum(),
-        full_bytes: full.bytes.len() as u64,
+        chain_bytes,
+        full_bytes,
+        unverified: links,
     })
 }
 

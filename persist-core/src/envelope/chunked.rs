@@ -260,14 +260,23 @@ pub fn verify_literals(entries: &[Entry], data: &[u8]) -> Result<(), usize> {
     let mut at = 0usize;
     for (i, entry) in entries.iter().enumerate() {
         if entry.is_literal() {
-            let len = entry.len as usize;
-            spans.push((i, at, len));
-            at += len;
+            spans.push((i, at, entry.len as usize));
+            at += entry.len as usize;
         }
     }
+    check_spans(entries, data, &spans)
+}
+
+/// Checks `(entry index, start, length)` spans of `data` against the entries' digests.
+fn check_spans(
+    entries: &[Entry],
+    data: &[u8],
+    spans: &[(usize, usize, usize)],
+) -> Result<(), usize> {
     let check = |spans: &[(usize, usize, usize)]| -> Result<(), usize> {
         for &(i, start, len) in spans {
-            let digest: [u8; 32] = Sha256::digest(&data[start..start + len]).into();
+            let bytes = data.get(start..start + len).ok_or(i)?;
+            let digest: [u8; 32] = Sha256::digest(bytes).into();
             if digest != entries[i].digest {
                 return Err(i);
             }
@@ -275,18 +284,17 @@ pub fn verify_literals(entries: &[Entry], data: &[u8]) -> Result<(), usize> {
         Ok(())
     };
     if data.len() < super::PARALLEL_MIN_LEN {
-        return check(&spans);
+        return check(spans);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
     let per = spans.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
-        let parts: Vec<_> = spans[..]
+        let parts: Vec<_> = spans
             .chunks(per)
             .skip(1)
             .map(|part| s.spawn(move || check(part)))
             .collect();
-        let first = check(&spans[..per.min(spans.len())]);
-        let mut result = first;
+        let mut result = check(&spans[..per.min(spans.len())]);
         for part in parts {
             let r = part.join().expect("hashing does not panic");
             if result.is_ok() {
