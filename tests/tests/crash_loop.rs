@@ -8,6 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use persist_core::{LoadError, Persist, SnapshotError, Store, StoreConfig};
@@ -16,6 +17,12 @@ use persist_tests::snapshot::{self, MEMBERS, SnapAck};
 use persist_tests::torture::{Ack, report, torture_state};
 use persist_tests::{AgentState, test_keyring};
 use rand::Rng;
+
+/// The two loops run one at a time. Each opens the store it checks (taking its directory lock)
+/// while the other spawns children: a child forked at that moment shares the lock's open file
+/// description until it execs, and a torture child of the first loop starting in that window
+/// finds its store "locked by another writer" (seen once in CI).
+static SERIAL: Mutex<()> = Mutex::new(());
 
 const KILLS: usize = 1000;
 const SNAPSHOT_KILLS: usize = 500;
@@ -100,6 +107,7 @@ fn temp_files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn sigkill_loop_never_loses_an_acknowledged_save() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
     let agent_dir = store_dir.join(AgentState::NAME);
@@ -230,6 +238,7 @@ fn temp_files_by_dir(store_dir: &Path) -> Vec<(String, usize)> {
 
 #[test]
 fn sigkill_loop_over_snapshot_commits_never_loses_or_mixes_a_snapshot() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
     let manifest_dir = format!("snapshot.{}", snapshot::SET);
