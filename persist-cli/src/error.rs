@@ -118,6 +118,19 @@ pub enum CliError {
         /// Why.
         source: S3Error,
     },
+    /// A `postgres://` location is unusable (unreachable, refused, missing, or at another
+    /// table layout). Never holds the password.
+    #[error("cannot use the database")]
+    Postgres(#[source] persist_postgres::PgError),
+    /// A `postgres://` URL on the command line holds a password.
+    #[error(
+        "{url}: put the password in PGPASSWORD (or ~/.pgpass), not in the URL: a command line is \
+         visible to every user of the machine"
+    )]
+    PasswordInUrl {
+        /// The URL, its password removed.
+        url: String,
+    },
     /// A storage operation of `push`, `restore` or `prune` failed.
     #[error("cannot {op}")]
     Storage {

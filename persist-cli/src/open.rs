@@ -1,10 +1,13 @@
-//! Opening a store for the read-only commands (`list`, `verify`): a directory, or an
-//! `s3://bucket/prefix` URL (configured from the standard `AWS_*` environment).
+//! Opening a store for the read-only commands (`list`, `verify`): a directory, an
+//! `s3://bucket/prefix` URL (configured from the standard `AWS_*` environment), or a
+//! `postgres://user@host:port/database` URL (the password from `PGPASSWORD`).
 
 use std::path::Path;
 
-use persist_core::{Key, Keyring, Store, StoreConfig};
+use persist_core::{Backend, Key, Keyring, Store, StoreConfig};
 use persist_fs::FsBackend;
+pub use persist_postgres::Migrate;
+use persist_postgres::{PgBackend, PgConfig};
 use persist_s3::{S3Backend, S3BackendBuilder, S3Url, ThreadPriority};
 
 use crate::error::CliError;
@@ -12,9 +15,9 @@ use crate::error::CliError;
 /// Opens the store in `dir` read-only (no lock, so it works beside a live writer) with `key`.
 /// An `s3://…` path opens the bucket and prefix instead.
 pub fn read_only(dir: &Path, key: Key) -> Result<Store, CliError> {
-    if let Some(url) = s3_url(dir) {
+    if let Some(url) = remote_url(dir) {
         return Ok(Store::new(
-            Box::new(s3(url)?),
+            remote(url, Migrate::Check)?,
             Keyring::new(key),
             StoreConfig::default(),
         ));
@@ -41,6 +44,42 @@ pub fn empty_store_hint(dir: &Path) -> Option<String> {
     let sub = dir.join("state");
     sub.is_dir()
         .then(|| format!("did you mean {}?", sub.display()))
+}
+
+/// The path as a remote location (`s3://` or `postgres://`), if it is one.
+pub fn remote_url(path: &Path) -> Option<&str> {
+    s3_url(path).or_else(|| path.to_str().filter(|s| is_postgres(s)))
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The backend of a remote location: an S3 bucket and prefix, or a PostgreSQL database (its
+/// table layout migrated up with [`Migrate::Apply`], checked with [`Migrate::Check`]).
+pub fn remote(url: &str, migrate: Migrate) -> Result<Box<dyn Backend>, CliError> {
+    if is_postgres(url) {
+        return Ok(Box::new(postgres(url, migrate)?));
+    }
+    Ok(Box::new(s3(url)?))
+}
+
+/// The configuration of a `postgres://` URL from the command line: refused if it holds a
+/// password (use `PGPASSWORD`).
+pub fn postgres_config(url: &str) -> Result<PgConfig, CliError> {
+    let config = PgConfig::from_url(url).map_err(CliError::Postgres)?;
+    if config.has_password() {
+        return Err(CliError::PasswordInUrl {
+            url: persist_postgres::redact_url(url),
+        });
+    }
+    PgConfig::from_url_and_env(url).map_err(CliError::Postgres)
+}
+
+/// A PostgreSQL backend for a `postgres://` URL from the command line.
+pub fn postgres(url: &str, migrate: Migrate) -> Result<PgBackend, CliError> {
+    PgBackend::connect(postgres_config(url)?, migrate).map_err(CliError::Postgres)
 }
 
 /// The path as an S3 URL, if it is one.

@@ -91,7 +91,11 @@ impl PgBackend {
     }
 
     fn take(&self) -> Result<Conn<'_>, BackendError> {
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         let client = match idle {
             Some(client) if !client.is_closed() => client,
             _ => self.config.client().map_err(|e| self.other(e))?,

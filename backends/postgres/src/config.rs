@@ -130,6 +130,23 @@ impl PgConfig {
         Ok(PgConfig::new(config))
     }
 
+    /// [`PgConfig::from_url`], with the password from `PGPASSWORD` when the URL has none (for
+    /// command lines: a password in a URL is visible in the process list).
+    pub fn from_url_and_env(url: &str) -> Result<PgConfig, PgError> {
+        let mut config = PgConfig::from_url(url)?;
+        if config.config.get_password().is_none()
+            && let Some(password) = std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty())
+        {
+            config.config.password(password);
+        }
+        Ok(config)
+    }
+
+    /// Whether the configuration carries a password.
+    pub fn has_password(&self) -> bool {
+        self.config.get_password().is_some()
+    }
+
     /// A connection from the standard environment variables `PGHOST` (default `localhost`),
     /// `PGPORT` (5432), `PGUSER` (the login name), `PGPASSWORD` and `PGDATABASE` (the user).
     pub fn from_env() -> Result<PgConfig, PgError> {

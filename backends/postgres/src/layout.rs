@@ -40,7 +40,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 /// An arbitrary, fixed advisory lock key for migrations ("persist" in ASCII).
-const LOCK: i64 = 0x7065_7273_6973_74;
+const LOCK: i64 = 0x0070_6572_7369_7374;
 
 /// What `persist db status` reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,7 +129,11 @@ pub(crate) fn migrate_client(client: &mut Client, config: &PgConfig) -> Result<V
             &[&(m.version as i32), &m.what],
         )
         .map_err(|e| config.sql("record a migration", e))?;
-        tracing::info!(location = config.location(), version = m.version, "layout migrated up");
+        tracing::info!(
+            location = config.location(),
+            version = m.version,
+            "layout migrated up"
+        );
         applied.push(m.version);
     }
     tx.commit()
@@ -173,7 +177,11 @@ pub fn down(config: &PgConfig) -> Result<u32, PgError> {
     .map_err(|e| config.sql("record a migration", e))?;
     tx.commit()
         .map_err(|e| config.sql("commit a migration", e))?;
-    tracing::info!(location = config.location(), version = m.version, "layout migrated down");
+    tracing::info!(
+        location = config.location(),
+        version = m.version,
+        "layout migrated down"
+    );
     Ok(found - 1)
 }
 

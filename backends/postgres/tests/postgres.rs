@@ -6,9 +6,7 @@ mod common;
 
 use common::pg_env;
 use persist_conformance::pattern;
-use persist_core::{
-    Backend, ChunkSizes, DeltaPolicy, Key, Keyring, Store, StoreConfig, persist,
-};
+use persist_core::{Backend, ChunkSizes, DeltaPolicy, Key, Keyring, Store, StoreConfig, persist};
 use persist_postgres::{LAYOUT_VERSION, Migrate, PgBackend, PgConfig, PgError};
 
 #[persist(name = "buffer", version = 1)]
@@ -43,21 +41,30 @@ fn a_server_that_is_down_a_wrong_password_and_a_missing_database_each_say_so() {
     let err = PgBackend::open(&down).unwrap_err();
     assert!(matches!(err, PgError::Unreachable { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("127.0.0.1:1") && text.contains("persist_test"), "{text}");
+    assert!(
+        text.contains("127.0.0.1:1") && text.contains("persist_test"),
+        "{text}"
+    );
     assert!(!text.contains(&secret), "{text}");
 
     let wrong = env.url.replacen(&secret, "not-the-password", 1);
     let err = PgBackend::open(&wrong).unwrap_err();
     assert!(matches!(err, PgError::Authentication { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("user persist") && text.contains("persist_test"), "{text}");
+    assert!(
+        text.contains("user persist") && text.contains("persist_test"),
+        "{text}"
+    );
     assert!(!text.contains("not-the-password"), "{text}");
 
     let missing = env.url_of("no_such_database");
     let err = PgBackend::open(&missing).unwrap_err();
     assert!(matches!(err, PgError::NoDatabase { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("no_such_database") && text.contains("127.0.0.1"), "{text}");
+    assert!(
+        text.contains("no_such_database") && text.contains("127.0.0.1"),
+        "{text}"
+    );
     assert!(!text.contains(&secret), "{text}");
     // Nor in the Debug of a backend or a config.
     let backend = PgBackend::open(&env.fresh_database("debug")).unwrap();
@@ -77,9 +84,15 @@ fn the_table_layout_migrates_up_and_down_and_a_newer_one_is_refused() {
     assert_eq!(status.pending.len(), LAYOUT_VERSION as usize);
     // Check mode refuses an outdated layout; migrate applies it.
     let err = PgBackend::connect(config.clone(), Migrate::Check).unwrap_err();
-    assert!(matches!(err, PgError::LayoutOutdated { found: 0, .. }), "{err}");
+    assert!(
+        matches!(err, PgError::LayoutOutdated { found: 0, .. }),
+        "{err}"
+    );
     assert_eq!(persist_postgres::migrate(&config).unwrap(), vec![1]);
-    assert_eq!(persist_postgres::migrate(&config).unwrap(), Vec::<u32>::new());
+    assert_eq!(
+        persist_postgres::migrate(&config).unwrap(),
+        Vec::<u32>::new()
+    );
     let backend = PgBackend::connect(config.clone(), Migrate::Check).unwrap();
     backend
         .put_new("s/00000000000000000001.pst", &[b"x"])
@@ -152,10 +165,23 @@ fn a_store_saves_loads_and_writes_deltas_over_postgres() {
     // A 2.4 MB generation streams through large objects byte for byte.
     let big = pattern(7, 5 << 20);
     let backend = PgBackend::open(&url).unwrap();
-    backend.put_new("big/00000000000000000001.pst", &[&big[..1 << 20], &big[1 << 20..]]).unwrap();
-    assert_eq!(&backend.get("big/00000000000000000001.pst").unwrap()[..], &big[..]);
-    let head = backend.get_head("big/00000000000000000001.pst", 100).unwrap();
-    assert_eq!((head.bytes.as_slice(), head.size), (&big[..100], big.len() as u64));
+    backend
+        .put_new(
+            "big/00000000000000000001.pst",
+            &[&big[..1 << 20], &big[1 << 20..]],
+        )
+        .unwrap();
+    assert_eq!(
+        &backend.get("big/00000000000000000001.pst").unwrap()[..],
+        &big[..]
+    );
+    let head = backend
+        .get_head("big/00000000000000000001.pst", 100)
+        .unwrap();
+    assert_eq!(
+        (head.bytes.as_slice(), head.size),
+        (&big[..100], big.len() as u64)
+    );
 }
 
 #[test]

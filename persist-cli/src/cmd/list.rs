@@ -17,9 +17,9 @@ use crate::{keys, open, outln, time};
 /// Arguments of `persist list`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store's root directory, or s3://bucket/prefix (configured from the AWS_*
+    /// The store's root directory, s3://bucket/prefix (configured from the AWS_*
     /// environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
-    /// AWS_ALLOW_HTTP).
+    /// AWS_ALLOW_HTTP), or postgres://user@host:port/database (password from PGPASSWORD).
     dir: PathBuf,
     /// Print machine-readable JSON.
     #[arg(long)]

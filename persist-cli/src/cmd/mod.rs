@@ -1,5 +1,6 @@
 //! The command line (clap) and one module per command.
 
+mod db;
 mod demo;
 mod inspect;
 mod keygen;
@@ -67,6 +68,8 @@ pub enum Command {
     Restore(restore::Args),
     /// Apply off-site retention (last N plus hourly and daily buckets) to s3://bucket/prefix.
     Prune(prune::Args),
+    /// The table layout of a PostgreSQL backend: status, migrate (up), down.
+    Db(db::Args),
 }
 
 /// Runs the parsed command, writing its output to stdout.
@@ -85,5 +88,6 @@ pub fn run(cli: Cli, schemas: &[persist_core::Schema]) -> Result<Status, CliErro
         Command::Push(args) => push::run(&args, &mut out),
         Command::Restore(args) => restore::run(&args, key, &mut out),
         Command::Prune(args) => prune::run(&args, key, &mut out),
+        Command::Db(args) => db::run(&args, &mut out),
     }
 }

@@ -16,7 +16,8 @@ use crate::{keys, open, outln};
 /// Arguments of `persist prune`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The off-site store: s3://bucket/prefix (configured from the AWS_* environment).
+    /// The off-site store: s3://bucket/prefix (configured from the AWS_* environment) or
+    /// postgres://user@host:port/database (password from PGPASSWORD).
     url: String,
     /// Only list what would be kept and deleted, and why.
     #[arg(long)]
@@ -35,7 +36,8 @@ pub struct Args {
 /// Prunes (or plans to).
 pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<Status, CliError> {
     let key = keys::require(key_file)?;
-    let backend = Arc::new(open::s3(&args.url)?);
+    let backend: Arc<dyn persist_core::Backend> =
+        Arc::from(open::remote(&args.url, open::Migrate::Check)?);
     let policy = RetentionPolicy {
         keep_last: args.keep_last.max(1),
         hourly_for: Duration::from_secs(args.hourly.saturating_mul(3600)),

@@ -20,7 +20,8 @@ const BAR_THRESHOLD: u64 = 8 << 20;
 pub struct Args {
     /// The local store's root directory.
     dir: PathBuf,
-    /// Where to: s3://bucket/prefix (configured from the AWS_* environment).
+    /// Where to: s3://bucket/prefix (configured from the AWS_* environment) or
+    /// postgres://user@host:port/database (password from PGPASSWORD; tables created if missing).
     #[arg(long, value_name = "S3_URL")]
     to: String,
 }
@@ -36,9 +37,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Status, CliError> {
         path: args.dir.clone(),
         source,
     })?;
-    let remote = open::s3(&args.to)?;
+    let remote = open::remote(&args.to, open::Migrate::Apply)?;
     let mut bar: Option<(String, ProgressBar)> = None;
-    let report = persist_s3::replicate_once(&local, &remote, |key, size, sent| {
+    let report = persist_s3::replicate_once(&local, remote.as_ref(), |key, size, sent| {
         if size < BAR_THRESHOLD {
             return;
         }

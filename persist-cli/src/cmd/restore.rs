@@ -23,7 +23,8 @@ use crate::{keys, open, outln};
 /// Arguments of `persist restore`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where from: s3://bucket/prefix (configured from the AWS_* environment).
+    /// Where from: s3://bucket/prefix (configured from the AWS_* environment) or
+    /// postgres://user@host:port/database (password from PGPASSWORD).
     #[arg(long, value_name = "S3_URL")]
     from: String,
     /// The local store's root directory (created if missing).
@@ -139,7 +140,7 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     }
     let key = keys::require(key_file)?;
     let remote = Store::new(
-        Box::new(open::s3(&args.from)?),
+        open::remote(&args.from, open::Migrate::Check)?,
         Keyring::new(key.clone()),
         StoreConfig::default(),
     );
