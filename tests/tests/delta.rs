@@ -481,3 +481,89 @@ fn snapshot_members_are_written_as_deltas_and_restore_whole() {
     let mut restored = read_only(dir.path()).load_snapshot(&spec).unwrap();
     assert_eq!(restored.take::<Blob>(), Some(blob));
 }
+
+/// A delta whose base is authentic but signed with a key this program lacks is not corrupt:
+/// the load stops (the delta takes its base's kind, foreign) instead of falling back, and
+/// retention keeps both the delta and its base however many saves follow.
+#[test]
+fn a_delta_whose_base_is_foreign_blocks_the_load_and_retention_keeps_its_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_key = persist_core::Key::from_bytes(vec![0x11; 32]).unwrap();
+    let config = || {
+        StoreConfig::default()
+            .with_retain(1)
+            .with_space_reserve(0)
+            .with_deltas(policy())
+    };
+    let mut bytes = noise(40_000, 31);
+    {
+        let old = Store::new(
+            Box::new(FsBackend::open(dir.path()).unwrap()),
+            persist_core::Keyring::new(old_key.clone()),
+            config(),
+        );
+        old.save(&Blob {
+            bytes: bytes.clone(),
+        })
+        .unwrap();
+    }
+    // The key is rotated: the new ring signs with the test key and still verifies the old one,
+    // so the load seeds generation 1 as the base and the next save is a delta of it.
+    {
+        let rotated = Store::new(
+            Box::new(FsBackend::open(dir.path()).unwrap()),
+            test_keyring().with_verify_only(old_key),
+            config(),
+        );
+        rotated.load::<Blob>().unwrap();
+        bytes[100] ^= 1;
+        assert_eq!(
+            rotated
+                .save(&Blob {
+                    bytes: bytes.clone()
+                })
+                .unwrap()
+                .base,
+            Some(1)
+        );
+    }
+    // A program with only the new key: generation 2 verifies, its base does not.
+    let forgetful = Store::new(
+        Box::new(FsBackend::open(dir.path()).unwrap()),
+        test_keyring(),
+        config(),
+    );
+    match forgetful.load::<Blob>() {
+        Err(LoadError::Blocked {
+            kind, generation, ..
+        }) => {
+            assert_eq!(kind, RejectKind::Foreign);
+            assert_eq!(generation.sequence, 2);
+            assert!(
+                matches!(
+                    generation.reason,
+                    RejectReason::BaseRejected { base: 1, .. }
+                ),
+                "{}",
+                generation.reason
+            );
+        }
+        other => panic!("expected the load to stop at the foreign chain, got {other:?}"),
+    }
+    // Its retention (retain 1) never deletes the chain it cannot read.
+    for i in 0..3 {
+        bytes[200 + i] ^= 1;
+        forgetful
+            .save(&Blob {
+                bytes: bytes.clone(),
+            })
+            .unwrap();
+    }
+    let left: Vec<u64> = forgetful
+        .generations("blob")
+        .unwrap()
+        .iter()
+        .map(|g| g.sequence)
+        .collect();
+    assert!(left.starts_with(&[1, 2]), "{left:?}");
+}
