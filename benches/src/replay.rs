@@ -76,28 +76,7 @@ impl ReplayBuffer {
     pub fn sample(len: usize, seed: u64) -> Self {
         let mut rng = XorShift::new(seed);
         let experiences: Vec<Experience> = (0..len)
-            .map(|i| {
-                let pnl = rng.unit() * 200.0 - 100.0;
-                Experience {
-                    state_hash: rng.next_u64(),
-                    next_state_hash: rng.next_u64(),
-                    timestamp: 1_700_000_000 + i as i64,
-                    reward: JourneyReward {
-                        realized_pnl: pnl,
-                        mfe: pnl.abs() * 1.5,
-                        mae: -pnl.abs() * 0.5,
-                        holding_cost: rng.unit(),
-                        risk_penalty: rng.unit(),
-                        shaped: rng.unit() - 0.5,
-                        total: pnl * 0.01,
-                        drawdown: rng.unit() as f32,
-                        time_decay: 0.99,
-                    },
-                    action: (i % 3) as u8,
-                    is_terminal: i % 17 == 0,
-                    regime: (i % 5) as u8,
-                }
-            })
+            .map(|i| Experience::random(&mut rng, i, 1_700_000_000))
             .collect();
         let priorities: Vec<f64> = (0..len).map(|_| rng.unit()).collect();
         ReplayBuffer {
@@ -107,6 +86,32 @@ impl ReplayBuffer {
             experiences,
             priorities,
             total_samples_taken: seed,
+        }
+    }
+}
+
+impl Experience {
+    /// A random experience, the `i`th of a buffer whose timestamps start at `epoch` seconds.
+    pub fn random(rng: &mut XorShift, i: usize, epoch: i64) -> Self {
+        let pnl = rng.unit() * 200.0 - 100.0;
+        Experience {
+            state_hash: rng.next_u64(),
+            next_state_hash: rng.next_u64(),
+            timestamp: epoch + i as i64,
+            reward: JourneyReward {
+                realized_pnl: pnl,
+                mfe: pnl.abs() * 1.5,
+                mae: -pnl.abs() * 0.5,
+                holding_cost: rng.unit(),
+                risk_penalty: rng.unit(),
+                shaped: rng.unit() - 0.5,
+                total: pnl * 0.01,
+                drawdown: rng.unit() as f32,
+                time_decay: 0.99,
+            },
+            action: (i % 3) as u8,
+            is_terminal: i.is_multiple_of(17),
+            regime: (i % 5) as u8,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! a ring buffer whose writer replaces a contiguous 1% at its cursor, a buffer that grows by 1%
 //! by appending, and the worst case, 1% of the records changed at random positions.
 
-use crate::replay::{Experience, JourneyReward, ReplayBuffer, XorShift};
+use crate::replay::{Experience, ReplayBuffer, XorShift};
 
 /// One way the buffer changes between two saves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,24 +63,5 @@ impl Workload {
 }
 
 fn experience(rng: &mut XorShift, i: usize) -> Experience {
-    let pnl = rng.unit() * 200.0 - 100.0;
-    Experience {
-        state_hash: rng.next_u64(),
-        next_state_hash: rng.next_u64(),
-        timestamp: 1_800_000_000 + i as i64,
-        reward: JourneyReward {
-            realized_pnl: pnl,
-            mfe: pnl.abs() * 1.5,
-            mae: -pnl.abs() * 0.5,
-            holding_cost: rng.unit(),
-            risk_penalty: rng.unit(),
-            shaped: rng.unit() - 0.5,
-            total: pnl * 0.01,
-            drawdown: rng.unit() as f32,
-            time_decay: 0.99,
-        },
-        action: (i % 3) as u8,
-        is_terminal: i.is_multiple_of(17),
-        regime: (i % 5) as u8,
-    }
+    Experience::random(rng, i, 1_800_000_000)
 }

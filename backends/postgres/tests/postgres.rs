@@ -162,7 +162,7 @@ fn a_store_saves_loads_and_writes_deltas_over_postgres() {
     let loaded = reader.load::<Buffer>().unwrap();
     assert_eq!(loaded.value, buffer);
     assert_eq!(loaded.report.base, Some(5));
-    // A 2.4 MB generation streams through large objects byte for byte.
+    // A 5 MB generation streams through large objects byte for byte.
     let big = pattern(7, 5 << 20);
     let backend = PgBackend::open(&url).unwrap();
     backend
