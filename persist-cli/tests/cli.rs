@@ -752,14 +752,14 @@ fn demo_schemas(dir: &Path, steps: u64, every: u64, extra: &[&str]) -> Run {
     persist_run(&args)
 }
 
-/// The total size of every generation file under `dir`.
+/// The total size of every generation file and recovery record under `dir`.
 fn bytes_under(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
             total += bytes_under(&path);
-        } else if path.extension().is_some_and(|e| e == "pst") {
+        } else if path.extension().is_some_and(|e| e == "pst" || e == "json") {
             total += fs::metadata(&path).unwrap().len();
         }
     }
@@ -1088,4 +1088,60 @@ fn snapshots_and_status_of_a_store_without_snapshots() {
         let r = run(persist().args(args).args(key_arg));
         r.assert_code(2);
     }
+}
+
+#[test]
+fn log_shows_what_each_demo_start_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), 2000, 1000);
+    demo(dir.path(), 1000, 1000);
+    let newest = generation_files(dir.path()).pop().unwrap();
+    flip_byte(&newest, 200);
+    demo(dir.path(), 1000, 1000);
+    let store = dir.path().join("state");
+    let r = persist_run(&["log", s(&store)]);
+    r.assert_code(0);
+    let lines: Vec<&str> = r.stdout.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert!(lines[0].contains("load demo_agent"), "{}", r.stdout);
+    assert!(lines[0].contains("started fresh"), "{}", r.stdout);
+    assert!(lines[1].contains("recovered generation 2"), "{}", r.stdout);
+    assert!(lines[2].contains("recovered generation 2"), "{}", r.stdout);
+    assert!(r.stdout.contains("walked past 3 (corrupt)"), "{}", r.stdout);
+    // --json: the records as stored, one per line; --last and --state select.
+    let r = persist_run(&[
+        "log",
+        s(&store),
+        "--json",
+        "--state",
+        "demo_agent",
+        "--last",
+        "1",
+    ]);
+    r.assert_code(0);
+    let records: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["outcome"]["outcome"], "recovered");
+    assert_eq!(records[0]["outcome"]["rejected"][0]["sequence"], 3);
+    let r = persist_run(&["log", s(&store), "--state", "other"]);
+    r.assert_code(0);
+    assert!(r.stdout.contains("no recovery records"), "{}", r.stdout);
+    // An entry that is not a record is named on stderr, and the exit code says so.
+    fs::write(
+        store.join("@recovery-log/99999999999999999999-0000000001-00000000-demo_agent.json"),
+        b"\xff\xfe not json",
+    )
+    .unwrap();
+    let r = persist_run(&["log", s(&store)]);
+    r.assert_code(1);
+    assert!(
+        r.stderr.contains("unreadable recovery log entry"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout.lines().filter(|l| !l.starts_with(' ')).count(), 3);
 }

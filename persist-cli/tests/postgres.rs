@@ -6,6 +6,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
+use persist_core::Backend;
+use persist_core::recovery_log::{LogRecord, Outcome};
+
 /// The cluster's URL without its password, and the password (the CLI takes it from PGPASSWORD).
 fn cluster(test: &str) -> Option<(String, String)> {
     let Some(url) = std::env::var("PERSIST_PG_URL")
@@ -105,7 +108,7 @@ fn db_migrations_and_a_store_pushed_to_postgres_listed_verified_and_restored() {
     let status = persist(&password, &key, &["db", "status", &url]);
     assert_eq!(status.code, 1, "{}", status.stdout);
     assert!(
-        status.stdout.contains("layout 0 of 1 (outdated"),
+        status.stdout.contains("layout 0 of 2 (outdated"),
         "{}",
         status.stdout
     );
@@ -118,7 +121,7 @@ fn db_migrations_and_a_store_pushed_to_postgres_listed_verified_and_restored() {
     );
     let status = persist(&password, &key, &["db", "status", &url]);
     assert!(
-        status.stdout.contains("layout 1 of 1 (current)"),
+        status.stdout.contains("layout 2 of 2 (current)"),
         "{}",
         status.stdout
     );
@@ -152,6 +155,26 @@ fn db_migrations_and_a_store_pushed_to_postgres_listed_verified_and_restored() {
     let local = persist(&password, &key, &["verify", &s(&state)]);
     assert_eq!(local.code, 0, "{}", local.stdout);
 
+    // The recovery log: empty, then a program's load record, read back from the table.
+    let log = persist(&password, &key, &["log", &url]);
+    assert_eq!(log.code, 0, "{}{}", log.stdout, log.stderr);
+    assert!(log.stdout.contains("no recovery records"), "{}", log.stdout);
+    let with_password = url.replacen("@", &format!(":{password}@"), 1);
+    let record = LogRecord::new(
+        "demo_agent",
+        "load",
+        Outcome::NoGeneration {
+            location: "elsewhere".into(),
+        },
+    );
+    persist_postgres::PgBackend::open(&with_password)
+        .unwrap()
+        .append_log(&record)
+        .unwrap();
+    let log = persist(&password, &key, &["log", &url, "--json"]);
+    assert_eq!(log.code, 0, "{}{}", log.stdout, log.stderr);
+    assert_eq!(log.stdout.trim(), record.to_json());
+
     // Down would delete generations: refused.
     let down = persist(&password, &key, &["db", "down", &url]);
     assert_eq!(down.code, 2, "{}{}", down.stdout, down.stderr);
@@ -166,7 +189,6 @@ fn db_migrations_and_a_store_pushed_to_postgres_listed_verified_and_restored() {
     ] {
         assert!(!run.stdout.contains(&password) && !run.stderr.contains(&password));
     }
-    let with_password = url.replacen("@", &format!(":{password}@"), 1);
     let refused = persist(&password, &key, &["list", &with_password]);
     assert_eq!(refused.code, 2);
     assert!(refused.stderr.contains("PGPASSWORD"), "{}", refused.stderr);

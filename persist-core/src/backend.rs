@@ -17,6 +17,8 @@ use std::ops::Deref;
 
 use rkyv::util::AlignedVec;
 
+use crate::recovery_log::{LogEntries, LogRecord};
+
 /// What went wrong in a backend. Backends map their own failures onto these variants.
 ///
 /// Non-exhaustive: a match needs a `_` arm, so that a new kind of failure can be added without
@@ -261,6 +263,20 @@ pub trait Backend: Send + Sync + fmt::Debug {
         }
         obj.commit()
     }
+
+    /// Appends a record to this backend's recovery log ([`crate::recovery_log`]). The default
+    /// writes it as one small create-only object under [`LOG_PREFIX`](crate::recovery_log::LOG_PREFIX),
+    /// which no generation listing includes; a database overrides it with a table.
+    fn append_log(&self, record: &LogRecord) -> Result<(), BackendError> {
+        crate::recovery_log::append_object(self, record)
+    }
+
+    /// Reads the newest `last` records of the recovery log (of `state` only, with `Some`),
+    /// oldest first. Entries that are not records are returned as unreadable, never read past
+    /// [`MAX_RECORD_LEN`](crate::recovery_log::MAX_RECORD_LEN) bytes.
+    fn read_log(&self, state: Option<&str>, last: usize) -> Result<LogEntries, BackendError> {
+        crate::recovery_log::read_objects(self, state, last)
+    }
 }
 
 /// Implements [`Backend`] for a pointer to one, every method (provided ones included, so a
@@ -295,6 +311,16 @@ macro_rules! forward_backend {
             }
             fn put_new(&self, key: &str, parts: &[&[u8]]) -> Result<(), BackendError> {
                 (**self).put_new(key, parts)
+            }
+            fn append_log(&self, record: &LogRecord) -> Result<(), BackendError> {
+                (**self).append_log(record)
+            }
+            fn read_log(
+                &self,
+                state: Option<&str>,
+                last: usize,
+            ) -> Result<LogEntries, BackendError> {
+                (**self).read_log(state, last)
             }
         }
     };

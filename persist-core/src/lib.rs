@@ -131,6 +131,7 @@ mod memory;
 mod offsite;
 mod persist;
 mod recovery;
+pub mod recovery_log;
 mod reject;
 mod report;
 mod retention;

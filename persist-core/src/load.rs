@@ -9,6 +9,7 @@ use crate::error::LoadError;
 use crate::generation::GenerationInfo;
 use crate::persist::{MigrationStep, Persist};
 use crate::recovery::{Accepted, walk_back};
+use crate::recovery_log::Outcome;
 use crate::reject::RejectReason;
 use crate::report::RecoveryReport;
 use crate::retention::Class;
@@ -36,6 +37,16 @@ impl Store {
     /// ones falls back to the off-site copy: the value is verified like any other, written back
     /// locally, and [`RecoveryReport::restored_from`] says so.
     pub fn load<T: Persist>(&self) -> Result<Loaded<T>, LoadError> {
+        let mut result = self.load_or_restore::<T>();
+        let outcome = Outcome::of(result.as_ref().map(|loaded| &loaded.report));
+        let log_error = self.record_load(T::NAME, "load", outcome);
+        if let Ok(loaded) = &mut result {
+            loaded.report.log_error = log_error;
+        }
+        result
+    }
+
+    fn load_or_restore<T: Persist>(&self) -> Result<Loaded<T>, LoadError> {
         match self.load_local::<T>() {
             Ok(loaded) => Ok(loaded),
             Err(local @ (LoadError::NoGeneration { .. } | LoadError::AllInvalid { .. })) => {

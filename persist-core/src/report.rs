@@ -37,6 +37,9 @@ pub struct RecoveryReport {
     /// Set when the local store had no valid generation and the value came from the off-site
     /// copy ([`crate::StoreConfig::off_site`]).
     pub restored_from: Option<RestoredFrom>,
+    /// Set when [`crate::StoreConfig::recovery_log`] is on and this load could not be recorded
+    /// in the backend's recovery log (the value is still returned).
+    pub log_error: Option<String>,
 }
 
 /// Where a restored value came from and how it was written back locally.
@@ -99,6 +102,9 @@ impl fmt::Display for RecoveryReport {
         for r in &self.rejected {
             write!(f, "\n  rejected {r}")?;
         }
+        if let Some(e) = &self.log_error {
+            write!(f, "\n  NOT recorded in the recovery log: {e}")?;
+        }
         let authentic = self.walked_past_authentic().count();
         if authentic > 0 {
             write!(
@@ -136,6 +142,7 @@ impl RecoveryReport {
             migrations,
             rejected,
             restored_from: None,
+            log_error: None,
         }
     }
 }

@@ -57,6 +57,10 @@ pub struct StoreConfig {
     /// generation when the chain reaches the policy's limits. The store keeps that last payload
     /// in memory (one copy per state) to compare with.
     pub deltas: Option<DeltaPolicy>,
+    /// Record every load's outcome in the backend's recovery log (default `false`): what
+    /// [`Store::load`] and [`Store::open`] recovered, walked past or failed on, readable with
+    /// [`Backend::read_log`] and `persist log`. See [`crate::recovery_log`].
+    pub recovery_log: bool,
 }
 
 impl Default for StoreConfig {
@@ -73,6 +77,7 @@ impl Default for StoreConfig {
                 daily_for: std::time::Duration::ZERO,
             },
             deltas: None,
+            recovery_log: false,
         }
     }
 }
@@ -131,6 +136,27 @@ impl StoreConfig {
     #[must_use]
     pub fn with_deltas(mut self, policy: DeltaPolicy) -> Self {
         self.deltas = Some(policy);
+        self
+    }
+
+    /// Records every load in the backend's recovery log ([`StoreConfig::recovery_log`]).
+    ///
+    /// ```
+    /// use persist_core::{Backend, MemoryBackend, Store, StoreConfig, Keyring, Key, persist};
+    /// # #[persist(name = "q", version = 1)]
+    /// # #[derive(Debug)]
+    /// # struct Q { v: u64 }
+    /// let backend = std::sync::Arc::new(MemoryBackend::new());
+    /// let config = StoreConfig::default().with_recovery_log(true);
+    /// let store = Store::new(Box::new(backend.clone()), Keyring::new(Key::generate().unwrap()), config);
+    /// store.save(&Q { v: 1 }).unwrap();
+    /// store.load::<Q>().unwrap();
+    /// let log = backend.read_log(Some("q"), 10).unwrap();
+    /// assert_eq!(log.records.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn with_recovery_log(mut self, on: bool) -> Self {
+        self.recovery_log = on;
         self
     }
 

@@ -18,6 +18,7 @@ use crate::error::LoadError;
 use crate::generation::GenerationInfo;
 use crate::persist::Persist;
 use crate::recovery::walk_back;
+use crate::recovery_log::Outcome;
 use crate::reject::RejectReason;
 use crate::report::RecoveryReport;
 use crate::store::Store;
@@ -129,6 +130,27 @@ impl Store {
     /// report. If the newest valid generation is an older schema version, the result is
     /// [`OpenError::OlderVersion`]: `load` migrates it.
     pub fn open<T>(&self) -> Result<View<T>, OpenError>
+    where
+        T: Persist + Archive + 'static,
+        T::Archived: Portable + for<'a> CheckBytes<HighValidator<'a, RkyvError>> + 'static,
+    {
+        let mut result = self.open_newest::<T>();
+        let outcome = match &result {
+            Ok(view) => Outcome::of(Ok(&view.report)),
+            Err(OpenError::Load(e)) => Outcome::of(Err(e)),
+            Err(e @ OpenError::OlderVersion { .. }) => Outcome::Failed {
+                kind: "older_version".into(),
+                error: e.to_string(),
+            },
+        };
+        let log_error = self.record_load(T::NAME, "open", outcome);
+        if let Ok(view) = &mut result {
+            view.report.log_error = log_error;
+        }
+        result
+    }
+
+    fn open_newest<T>(&self) -> Result<View<T>, OpenError>
     where
         T: Persist + Archive + 'static,
         T::Archived: Portable + for<'a> CheckBytes<HighValidator<'a, RkyvError>> + 'static,

@@ -39,6 +39,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Barrier;
 
+use persist_core::recovery_log::{LogRecord, LoggedRejection, Outcome};
 use persist_core::{Backend, BackendError, ObjectMeta};
 
 /// A backend under test, with whatever must live as long as it does (a temporary directory,
@@ -513,6 +514,68 @@ pub fn dropped_objects_leave_nothing(backend: &dyn Backend) {
     }
 }
 
+/// The recovery log ([`Backend::append_log`], [`Backend::read_log`]): empty at first; records
+/// come back equal (every field, rejections included), oldest first, filtered by state, the
+/// newest `last` of them; and no state's listing sees them.
+pub fn recovery_log_keeps_records(backend: &dyn Backend) {
+    let empty = backend
+        .read_log(None, 10)
+        .expect("read an empty recovery log");
+    assert!(empty.records.is_empty() && empty.unreadable.is_empty());
+    let record = |state: &str, at_ms: u64, outcome: Outcome| {
+        let mut r = LogRecord::new(state, "load", outcome);
+        r.at_ms = at_ms;
+        r
+    };
+    let failed = Outcome::Failed {
+        kind: "blocked: foreign".into(),
+        error: "cannot load a: generation 3 is foreign\n  To fix: …".into(),
+    };
+    let fresh = Outcome::NoGeneration {
+        location: "here".into(),
+    };
+    let written = [
+        record("a", 1_700_000_000_000, fresh),
+        record("b-2.x", 1_700_000_001_000, failed),
+        record("a", 1_700_000_002_000, recovered()),
+    ];
+    for r in &written {
+        backend
+            .append_log(r)
+            .unwrap_or_else(|e| panic!("append_log failed: {e}"));
+    }
+    let all = backend.read_log(None, 10).expect("read the recovery log");
+    assert_eq!(all.records, written, "records changed or out of order");
+    assert!(all.unreadable.is_empty(), "{:?}", all.unreadable);
+    let a = backend.read_log(Some("a"), 10).unwrap().records;
+    assert_eq!(a, [written[0].clone(), written[2].clone()]);
+    let newest = backend.read_log(Some("a"), 1).unwrap().records;
+    assert_eq!(newest, [written[2].clone()], "last = 1 is the newest");
+    assert!(backend.read_log(Some("c"), 10).unwrap().records.is_empty());
+    for state in ["a/", "b-2.x/"] {
+        assert_eq!(listed(backend, state), expect(&[]), "{state} lists the log");
+    }
+}
+
+/// A recovery with every optional part set.
+fn recovered() -> Outcome {
+    let mut rejections = Vec::new();
+    for (sequence, kind) in [(9, "corrupt"), (8, "too new")] {
+        let r = LoggedRejection::new(sequence, kind, "tag mismatch: \"quoted\" ✓");
+        rejections.push(r);
+    }
+    Outcome::Recovered {
+        source: "/var/lib/agent".into(),
+        sequence: 7,
+        schema_version: 3,
+        age_ms: 1234,
+        base: Some(5),
+        migrations: vec![(2, 3)],
+        rejected: rejections,
+        restored_from: Some("s3://bucket/p".into()),
+    }
+}
+
 /// A write of 1 MiB to a full backend fails with `NoSpace` naming the key (at `begin_put`,
 /// a `write` or `commit`), and leaves nothing visible.
 pub fn no_space(full: &dyn Backend) {
@@ -641,7 +704,8 @@ macro_rules! __suite_checks {
             missing_keys_are_not_found,
             delete_removes_only_the_object,
             streamed_writes_of_many_chunks,
-            dropped_objects_leave_nothing
+            dropped_objects_leave_nothing,
+            recovery_log_keeps_records
         );
     };
 }

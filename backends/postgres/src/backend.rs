@@ -7,21 +7,30 @@
 //! 2. **All or nothing.** A new object is one transaction: the large object is created and
 //!    written, then the row inserted, then the transaction committed. Until the commit no
 //!    reader sees the row; a failed or interrupted write rolls everything back (the large
-//!    object included: large objects are transactional).
+//!    object included: large objects are transactional). An object of at most 1 MiB is one
+//!    autocommitted statement, `INSERT ... lo_from_bytea(0, bytes)`: the same transaction in
+//!    one round trip.
 //! 3. **Durable on acknowledgement.** `commit` returns after PostgreSQL's `COMMIT`, which with
 //!    the default `synchronous_commit = on` has flushed the WAL.
-//! 4. **No litter.** Dropping a [`NewObject`] without `commit` rolls its transaction back.
+//! 4. **No litter.** Dropping a [`NewObject`] without `commit` rolls its transaction back (or,
+//!    for a small object, never sends it).
 //!
-//! Large generations stream in and out: each `write` sends its bytes to the large object
-//! (`lowrite`), and a read fetches 1 MiB at a time (`loread`) into the one aligned buffer it
-//! returns; no generation is ever held twice in memory.
+//! Large generations stream in and out: the first 1 MiB is buffered, then each `write` sends
+//! its bytes to the large object (`lowrite`); a read fetches 1 MiB at a time (`loread`) into the
+//! one aligned buffer it returns. No generation is ever held twice in memory.
+//!
+//! The recovery log ([`persist_core::recovery_log`]) is the table `persist_recovery_log`
+//! (layout 2): one row per record, its state and outcome as columns, the record as `jsonb`.
 
 use std::sync::{Mutex, PoisonError};
 
+use persist_core::recovery_log::{LogEntries, LogRecord, MAX_RECORD_LEN};
 use persist_core::rkyv::util::AlignedVec;
 use persist_core::{Backend, BackendError, NewObject, ObjectBytes, ObjectHead, ObjectMeta};
 use postgres::Client;
+use postgres::SimpleQueryMessage;
 use postgres::error::SqlState;
+use postgres::types::Type;
 
 use crate::config::{PgConfig, PgError};
 use crate::layout::{self, LAYOUT_VERSION};
@@ -196,48 +205,118 @@ impl Drop for Conn<'_> {
     }
 }
 
-/// A generation being written: an open transaction with its large object.
+/// A generation being written. Its first [`SMALL_OBJECT`] bytes are buffered: an object no
+/// larger is committed by one autocommitted statement (`lo_from_bytea` inside the row's
+/// `INSERT`: one round trip, one WAL flush). A larger one opens a transaction and streams: the
+/// buffer goes out as the large object's first `lowrite`, and every later `write` as its own.
 struct PgObject<'a> {
     conn: Conn<'a>,
     key: String,
-    fd: i32,
-    object: u32,
+    /// Bytes not yet sent (only before the transaction starts).
+    pending: Vec<u8>,
+    /// The open transaction's large object (descriptor, oid), once streaming.
+    streaming: Option<(i32, u32)>,
     size: u64,
     /// True once committed or rolled back.
     done: bool,
 }
 
-impl NewObject for PgObject<'_> {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
+/// Objects up to this size are written in one statement.
+const SMALL_OBJECT: usize = 1 << 20;
+
+impl PgObject<'_> {
+    /// Opens the transaction and the large object, and sends what was buffered.
+    fn start_streaming(&mut self) -> Result<(i32, u32), BackendError> {
+        let backend = self.conn.backend;
+        let client = self.conn.client();
+        client
+            .batch_execute("BEGIN")
+            .map_err(|e| backend.sql("begin a generation", e))?;
+        let oid: u32 = client
+            .query_one("SELECT lo_create(0)", &[])
+            .map_err(|e| backend.sql("create a large object", e))?
+            .get(0);
+        let fd: i32 = client
+            .query_one("SELECT lo_open($1, $2)", &[&oid, &INV_WRITE])
+            .map_err(|e| backend.sql("open a large object", e))?
+            .get(0);
+        self.streaming = Some((fd, oid));
+        let pending = std::mem::take(&mut self.pending);
+        self.send(fd, &pending)?;
+        Ok((fd, oid))
+    }
+
+    fn send(&mut self, fd: i32, bytes: &[u8]) -> Result<(), BackendError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
         let backend = self.conn.backend;
         self.conn
             .client()
-            .execute("SELECT lowrite($1, $2)", &[&self.fd, &bytes])
+            .execute("SELECT lowrite($1, $2)", &[&fd, &bytes])
             .map_err(|e| backend.sql("write a large object", e))?;
-        self.size += bytes.len() as u64;
         Ok(())
+    }
+
+    fn already_exists(&self) -> BackendError {
+        BackendError::AlreadyExists {
+            location: self.conn.backend.config.location().to_string(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl NewObject for PgObject<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
+        self.size += bytes.len() as u64;
+        match self.streaming {
+            Some((fd, _)) => self.send(fd, bytes),
+            None if self.pending.len() + bytes.len() <= SMALL_OBJECT => {
+                self.pending.extend_from_slice(bytes);
+                Ok(())
+            }
+            None => {
+                let (fd, _) = self.start_streaming()?;
+                self.send(fd, bytes)
+            }
+        }
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), BackendError> {
         let backend = self.conn.backend;
-        let (key, object, size) = (self.key.clone(), self.object, self.size as i64);
-        let client = self.conn.client();
-        let inserted = client.execute(
+        let (key, size) = (self.key.clone(), self.size as i64);
+        let unique = |e: &postgres::Error| e.code() == Some(&SqlState::UNIQUE_VIOLATION);
+        let Some((_, object)) = self.streaming else {
+            // One statement: the large object and the row commit together or not at all.
+            let pending = std::mem::take(&mut self.pending);
+            let inserted = self.conn.client().execute_typed(
+                "INSERT INTO persist_generations (key, size, object) \
+                 VALUES ($1, $2, lo_from_bytea(0, $3))",
+                &[
+                    (&key, Type::TEXT),
+                    (&size, Type::INT8),
+                    (&pending.as_slice(), Type::BYTEA),
+                ],
+            );
+            self.done = true;
+            return match inserted {
+                Ok(_) => Ok(()),
+                Err(e) if unique(&e) => Err(self.already_exists()),
+                Err(e) => Err(backend.sql("insert a generation", e)),
+            };
+        };
+        let inserted = self.conn.client().execute(
             "INSERT INTO persist_generations (key, size, object) VALUES ($1, $2, $3)",
             &[&key, &size, &object],
         );
         match inserted {
             Ok(_) => {}
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                // `Drop` rolls back, the large object with it.
-                return Err(BackendError::AlreadyExists {
-                    location: backend.config.location().to_string(),
-                    key,
-                });
-            }
+            // `Drop` rolls back, the large object with it.
+            Err(e) if unique(&e) => return Err(self.already_exists()),
             Err(e) => return Err(backend.sql("insert a generation", e)),
         }
-        client
+        self.conn
+            .client()
             .batch_execute("COMMIT")
             .map_err(|e| backend.sql("commit a generation", e))?;
         self.done = true;
@@ -247,7 +326,7 @@ impl NewObject for PgObject<'_> {
 
 impl Drop for PgObject<'_> {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.done && self.streaming.is_some() {
             // A broken connection is dropped by `Conn` (the server rolled back already).
             let _ = self.conn.client().batch_execute("ROLLBACK");
         }
@@ -260,31 +339,14 @@ impl Backend for PgBackend {
     }
 
     fn begin_put(&self, key: &str) -> Result<Box<dyn NewObject + '_>, BackendError> {
-        let mut conn = self.take()?;
-        let client = conn.client();
-        client
-            .batch_execute("BEGIN")
-            .map_err(|e| self.sql("begin a generation", e))?;
-        let mut object = PgObject {
-            conn,
+        Ok(Box::new(PgObject {
+            conn: self.take()?,
             key: key.to_string(),
-            fd: -1,
-            object: 0,
+            pending: Vec::new(),
+            streaming: None,
             size: 0,
             done: false,
-        };
-        let client = object.conn.client();
-        let oid: u32 = client
-            .query_one("SELECT lo_create(0)", &[])
-            .map_err(|e| self.sql("create a large object", e))?
-            .get(0);
-        let fd: i32 = client
-            .query_one("SELECT lo_open($1, $2)", &[&oid, &INV_WRITE])
-            .map_err(|e| self.sql("open a large object", e))?
-            .get(0);
-        object.object = oid;
-        object.fd = fd;
-        Ok(Box::new(object))
+        }))
     }
 
     fn get(&self, key: &str) -> Result<ObjectBytes, BackendError> {
@@ -301,10 +363,10 @@ impl Backend for PgBackend {
         let mut conn = self.take()?;
         let rows = conn
             .client()
-            .query(
+            .query_typed(
                 "SELECT key, size FROM persist_generations WHERE starts_with(key, $1) \
                  ORDER BY key",
-                &[&prefix],
+                &[(&prefix, Type::TEXT)],
             )
             .map_err(|e| self.sql("list generations", e))?;
         Ok(rows
@@ -313,22 +375,93 @@ impl Backend for PgBackend {
             .collect())
     }
 
+    /// A row of `persist_recovery_log` (layout 2), its record as `jsonb`.
+    fn append_log(&self, record: &LogRecord) -> Result<(), BackendError> {
+        let mut conn = self.take()?;
+        conn.client()
+            .execute(
+                "INSERT INTO persist_recovery_log (at, state, outcome, record) \
+                 VALUES (to_timestamp($1::bigint / 1000.0), $2, $3, $4::text::jsonb)",
+                &[
+                    &i64::try_from(record.at_ms).unwrap_or(i64::MAX),
+                    &record.state,
+                    &record.outcome.name(),
+                    &record.to_json(),
+                ],
+            )
+            .map_err(|e| self.sql("append to the recovery log", e))?;
+        Ok(())
+    }
+
+    /// The newest `last` rows (of `state`), oldest first; a row over
+    /// [`MAX_RECORD_LEN`] is reported, not fetched.
+    fn read_log(&self, state: Option<&str>, last: usize) -> Result<LogEntries, BackendError> {
+        let mut conn = self.take()?;
+        let rows = conn
+            .client()
+            .query(
+                "SELECT id, octet_length(record::text), \
+                        CASE WHEN octet_length(record::text) <= $3 THEN record::text END \
+                 FROM (SELECT id, at, record FROM persist_recovery_log \
+                       WHERE $1::text IS NULL OR state = $1 \
+                       ORDER BY at DESC, id DESC LIMIT $2) newest \
+                 ORDER BY at, id",
+                &[
+                    &state,
+                    &i64::try_from(last).unwrap_or(i64::MAX),
+                    &(MAX_RECORD_LEN as i32),
+                ],
+            )
+            .map_err(|e| self.sql("read the recovery log", e))?;
+        let mut entries = LogEntries::default();
+        for row in rows {
+            let (id, len, text): (i64, i32, Option<String>) = (row.get(0), row.get(1), row.get(2));
+            let parsed = match text {
+                Some(text) => LogRecord::from_json(text.as_bytes()),
+                None => Err(format!("{len} bytes, more than a record may hold")),
+            };
+            match parsed {
+                Ok(record) => entries.records.push(record),
+                Err(why) => entries
+                    .unreadable
+                    .push((format!("persist_recovery_log row {id}"), why)),
+            }
+        }
+        Ok(entries)
+    }
+
+    /// One transaction deletes the row and unlinks its large object. It commits with
+    /// `synchronous_commit` off: atomic like every commit, but not waiting for the WAL flush.
+    /// A crash within the next few hundred milliseconds can undo the delete, which brings back
+    /// a superseded generation whole (retention deletes it again); it can never leave half a
+    /// generation. Saves, which must be durable when acknowledged, wait for their flush.
+    ///
+    /// The transaction is one message (the simple-query protocol, the key an escaped literal):
+    /// one round trip, as retention runs after every save.
     fn delete(&self, key: &str) -> Result<(), BackendError> {
         let mut conn = self.take()?;
-        let mut tx = conn
-            .client()
-            .transaction()
-            .map_err(|e| self.sql("begin a delete", e))?;
-        let row = tx
-            .query_opt(
-                "DELETE FROM persist_generations WHERE key = $1 RETURNING object",
-                &[&key],
-            )
-            .map_err(|e| self.sql("delete a generation", e))?
-            .ok_or_else(|| self.not_found(key))?;
-        let object: u32 = row.get(0);
-        tx.execute("SELECT lo_unlink($1)", &[&object])
-            .map_err(|e| self.sql("unlink a large object", e))?;
-        tx.commit().map_err(|e| self.sql("commit a delete", e))
+        let literal = format!("E'{}'", key.replace('\\', "\\\\").replace('\'', "''"));
+        let script = format!(
+            "BEGIN; SET LOCAL synchronous_commit TO off; \
+             WITH gone AS (DELETE FROM persist_generations WHERE key = {literal} \
+             RETURNING object) SELECT lo_unlink(object) FROM gone; COMMIT"
+        );
+        let client = conn.client();
+        let messages = match client.simple_query(&script) {
+            Ok(messages) => messages,
+            Err(e) => {
+                // The failed statement left the transaction open and aborted.
+                let _ = client.batch_execute("ROLLBACK");
+                return Err(self.sql("delete a generation", e));
+            }
+        };
+        let unlinked = messages
+            .iter()
+            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            .count();
+        if unlinked == 0 {
+            return Err(self.not_found(key));
+        }
+        Ok(())
     }
 }

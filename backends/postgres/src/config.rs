@@ -73,17 +73,21 @@ pub enum PgError {
         /// The layout needed.
         needed: u32,
     },
-    /// A down migration would delete generations: refused.
+    /// A down migration would delete rows (generations, recovery records): refused.
     #[error(
-        "refusing to migrate {location} down from layout {from}: its table holds {rows} \
-         generation(s), which the down migration would delete"
+        "refusing to migrate {location} down from layout {from}: table {table} holds {rows} \
+         {what}, which the down migration would delete"
     )]
     DownRefused {
         /// The redacted location.
         location: String,
         /// The layout it would leave.
         from: u32,
-        /// The generations it holds.
+        /// The table the step would drop.
+        table: &'static str,
+        /// What its rows are (`generation(s)`, `recovery record(s)`).
+        what: &'static str,
+        /// The rows it holds.
         rows: i64,
     },
     /// A statement failed.

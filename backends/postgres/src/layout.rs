@@ -7,14 +7,15 @@
 //!   highest. A layout newer than [`LAYOUT_VERSION`] is never touched (a newer release owns it).
 //! - Every migration runs in one transaction under an advisory lock, so two programs migrating
 //!   at once apply each step once, and a failed step leaves the previous layout.
-//! - A down migration never deletes generations: it refuses while the table holds any.
+//! - A down migration never deletes data: it refuses while the table it would drop holds rows
+//!   (generations, recovery records).
 
 use postgres::Client;
 
 use crate::config::{PgConfig, PgError};
 
 /// The newest table layout this build knows (and needs).
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// One step of the layout.
 struct Migration {
@@ -22,22 +23,38 @@ struct Migration {
     what: &'static str,
     up: &'static str,
     down: &'static str,
-    /// The table a down migration must find empty.
-    guards: Option<&'static str>,
+    /// The table a down migration must find empty, and what its rows are.
+    guards: Option<(&'static str, &'static str)>,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    what: "generations: one row per generation key, its bytes a large object",
-    up: "CREATE TABLE persist_generations (
-             key text PRIMARY KEY,
-             size bigint NOT NULL CHECK (size >= 0),
-             object oid NOT NULL,
-             committed_at timestamptz NOT NULL DEFAULT now()
-         )",
-    down: "DROP TABLE persist_generations",
-    guards: Some("persist_generations"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        what: "generations: one row per generation key, its bytes a large object",
+        up: "CREATE TABLE persist_generations (
+                 key text PRIMARY KEY,
+                 size bigint NOT NULL CHECK (size >= 0),
+                 object oid NOT NULL,
+                 committed_at timestamptz NOT NULL DEFAULT now()
+             )",
+        down: "DROP TABLE persist_generations",
+        guards: Some(("persist_generations", "generation(s)")),
+    },
+    Migration {
+        version: 2,
+        what: "recovery log: one row per load (persist log)",
+        up: "CREATE TABLE persist_recovery_log (
+                 id bigserial PRIMARY KEY,
+                 at timestamptz NOT NULL,
+                 state text NOT NULL,
+                 outcome text NOT NULL,
+                 record jsonb NOT NULL
+             );
+             CREATE INDEX persist_recovery_log_state ON persist_recovery_log (state, at)",
+        down: "DROP TABLE persist_recovery_log",
+        guards: Some(("persist_recovery_log", "recovery record(s)")),
+    },
+];
 
 /// An arbitrary, fixed advisory lock key for migrations ("persist" in ASCII).
 const LOCK: i64 = 0x0070_6572_7369_7374;
@@ -155,15 +172,17 @@ pub fn down(config: &PgConfig) -> Result<u32, PgError> {
         .map_err(|e| config.sql("begin a migration", e))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
         .map_err(|e| config.sql("lock for a migration", e))?;
-    if let Some(table) = m.guards {
+    if let Some((table, what)) = m.guards {
         let rows: i64 = tx
             .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-            .map_err(|e| config.sql("count generations", e))?
+            .map_err(|e| config.sql("count rows", e))?
             .get(0);
         if rows > 0 {
             return Err(PgError::DownRefused {
                 location: config.location().to_string(),
                 from: found,
+                table,
+                what,
                 rows,
             });
         }

@@ -88,7 +88,7 @@ fn the_table_layout_migrates_up_and_down_and_a_newer_one_is_refused() {
         matches!(err, PgError::LayoutOutdated { found: 0, .. }),
         "{err}"
     );
-    assert_eq!(persist_postgres::migrate(&config).unwrap(), vec![1]);
+    assert_eq!(persist_postgres::migrate(&config).unwrap(), vec![1, 2]);
     assert_eq!(
         persist_postgres::migrate(&config).unwrap(),
         Vec::<u32>::new()
@@ -97,10 +97,38 @@ fn the_table_layout_migrates_up_and_down_and_a_newer_one_is_refused() {
     backend
         .put_new("s/00000000000000000001.pst", &[b"x"])
         .unwrap();
-    // Down would delete a generation: refused, nothing changed.
+    // Down from 2 drops only the (empty) recovery log; down from 1 would delete a generation:
+    // refused, nothing changed.
+    assert_eq!(persist_postgres::down(&config).unwrap(), 1);
     let err = persist_postgres::down(&config).unwrap_err();
-    assert!(matches!(err, PgError::DownRefused { rows: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PgError::DownRefused {
+                rows: 1,
+                table: "persist_generations",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        backend.get("s/00000000000000000001.pst").unwrap().to_vec(),
+        b"x"
+    );
+    // Layout 1 with a generation migrates up to 2 keeping it.
+    let err = PgBackend::connect(config.clone(), Migrate::Check).unwrap_err();
+    assert!(
+        matches!(err, PgError::LayoutOutdated { found: 1, .. }),
+        "{err}"
+    );
+    let backend = PgBackend::connect(config.clone(), Migrate::Apply).unwrap();
+    assert_eq!(
+        backend.get("s/00000000000000000001.pst").unwrap().to_vec(),
+        b"x"
+    );
     backend.delete("s/00000000000000000001.pst").unwrap();
+    assert_eq!(persist_postgres::down(&config).unwrap(), 1);
     assert_eq!(persist_postgres::down(&config).unwrap(), 0);
     assert_eq!(persist_postgres::status(&config).unwrap().current, 0);
     // A newer release's layout is never touched.
@@ -215,4 +243,106 @@ fn generations_replicate_from_the_filesystem_to_postgres_and_back() {
     assert_eq!(pulled.uploaded, pushed.uploaded);
     let reader = Store::new(Box::new(restored), keyring(), StoreConfig::default());
     assert_eq!(reader.load::<Buffer>().unwrap().value.cells, vec![2; 1000]);
+}
+
+#[test]
+fn loads_are_recorded_in_the_recovery_log_table() {
+    let Some(env) = pg_env("recovery_log") else {
+        return;
+    };
+    let url = env.fresh_database("recovery_log");
+    let config = StoreConfig::default()
+        .with_space_reserve(0)
+        .with_recovery_log(true);
+    let store = Store::new(Box::new(PgBackend::open(&url).unwrap()), keyring(), config);
+    let buffer = Buffer { cells: vec![1, 2] };
+    assert!(store.load::<Buffer>().is_err());
+    store.save(&buffer).unwrap();
+    store.save(&buffer).unwrap();
+    let loaded = store.load::<Buffer>().unwrap();
+    assert!(loaded.report.log_error.is_none());
+    // The records are rows an operator can query with SQL.
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let rows: Vec<(String, String, Option<i64>)> = db
+        .query(
+            "SELECT state, outcome, (record->'outcome'->>'sequence')::bigint \
+             FROM persist_recovery_log ORDER BY at, id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("buffer".to_string(), "no_generation".to_string(), None),
+            ("buffer".to_string(), "recovered".to_string(), Some(2)),
+        ]
+    );
+    let read = PgBackend::open(&url)
+        .unwrap()
+        .read_log(Some("buffer"), 1)
+        .unwrap();
+    assert_eq!(read.records.len(), 1);
+    assert_eq!(read.records[0].outcome.name(), "recovered");
+    // A row edited into something else is reported, never trusted or panicked on.
+    db.batch_execute(
+        "UPDATE persist_recovery_log SET record = '{\"at_ms\": \"soon\"}' WHERE outcome = 'no_generation'",
+    )
+    .unwrap();
+    let read = PgBackend::open(&url).unwrap().read_log(None, 10).unwrap();
+    assert_eq!((read.records.len(), read.unreadable.len()), (1, 1));
+    // The log's rows are data too: down from layout 2 refuses while it holds any.
+    let config = PgConfig::from_url(&url).unwrap();
+    let err = persist_postgres::down(&config).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PgError::DownRefused {
+                rows: 2,
+                table: "persist_recovery_log",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn keys_with_quotes_and_backslashes_are_written_listed_and_deleted_exactly() {
+    let Some(env) = pg_env("odd_keys") else {
+        return;
+    };
+    let backend = PgBackend::open(&env.fresh_database("odd_keys")).unwrap();
+    let keys = [
+        "a'b/1",
+        "a\\'b/2",
+        "a\\\\b/3",
+        "a';DROP TABLE x;--/4",
+        "a/5",
+    ];
+    for key in keys {
+        backend.put_new(key, &[key.as_bytes()]).unwrap();
+    }
+    // Each delete removes exactly its own row, and a second one is NotFound.
+    for (i, key) in keys.iter().enumerate() {
+        backend.delete(key).unwrap();
+        assert!(matches!(
+            backend.delete(key),
+            Err(persist_core::BackendError::NotFound { .. })
+        ));
+        let left: Vec<String> = backend
+            .list("")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        let mut expected: Vec<String> = keys[i + 1..].iter().map(|k| k.to_string()).collect();
+        expected.sort();
+        assert_eq!(left, expected);
+    }
+    // The connection is usable after a NotFound (no transaction left open).
+    backend.put_new("a/6", &[b"x"]).unwrap();
+    assert_eq!(&backend.get("a/6").unwrap()[..], b"x");
 }

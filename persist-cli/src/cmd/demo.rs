@@ -101,9 +101,11 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     // Incremental generations for states of 64 KiB and more: the snapshot members that change
     // are written as deltas of their previous generation.
     let deltas = persist_core::DeltaPolicy::default().with_min_payload(64 << 10);
+    // Every load is recorded in the store's recovery log (`persist log DIR/state`).
     let mut config = StoreConfig::default()
         .with_space_reserve(args.space_reserve)
-        .with_deltas(deltas);
+        .with_deltas(deltas)
+        .with_recovery_log(true);
     config.off_site = off_site.map(|b| Arc::new(b) as Arc<dyn persist_core::Backend>);
     let store = Store::new(Box::new(backend), Keyring::new(key), config);
     let uploads = args

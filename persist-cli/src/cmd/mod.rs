@@ -5,6 +5,7 @@ mod demo;
 mod inspect;
 mod keygen;
 mod list;
+mod log;
 mod prune;
 mod push;
 mod restore;
@@ -70,6 +71,12 @@ pub enum Command {
     Prune(prune::Args),
     /// The table layout of a PostgreSQL backend: status, migrate (up), down.
     Db(db::Args),
+    /// Show the recovery log: what each load recovered, walked past or failed on
+    ///
+    /// A program writes it with StoreConfig::with_recovery_log(true): one record per load, on
+    /// the store's own backend (a directory, s3://bucket/prefix, or postgres://…, where it is
+    /// the table persist_recovery_log). Exit 1 if an entry is not a readable record.
+    Log(log::Args),
 }
 
 /// Runs the parsed command, writing its output to stdout.
@@ -89,5 +96,6 @@ pub fn run(cli: Cli, schemas: &[persist_core::Schema]) -> Result<Status, CliErro
         Command::Restore(args) => restore::run(&args, key, &mut out),
         Command::Prune(args) => prune::run(&args, key, &mut out),
         Command::Db(args) => db::run(&args, &mut out),
+        Command::Log(args) => log::run(&args, &mut out),
     }
 }

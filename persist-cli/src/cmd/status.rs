@@ -10,11 +10,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use persist_core::format::parse_generation_key;
+use persist_core::recovery_log::LOG_PREFIX;
 use serde::Serialize;
 
 use super::snapshots::{self, SetListing};
 use crate::error::{CliError, Status, write_json};
 use crate::{keys, open, outln};
+
+/// How the recovery log's objects are listed among the states.
+const LOG_STATE: &str = "(recovery log)";
 
 /// Arguments of `persist status`.
 #[derive(Debug, clap::Args)]
@@ -97,7 +101,11 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     let mut per_state: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     let mut bytes_total = 0;
     for object in store.backend().list("").map_err(list_err)? {
-        let name = parse_generation_key(&object.key).map_or("(other)", |(name, _)| name);
+        let name = match parse_generation_key(&object.key) {
+            Some((name, _)) => name,
+            None if object.key.starts_with(LOG_PREFIX) => LOG_STATE,
+            None => "(other)",
+        };
         let entry = per_state.entry(name.to_string()).or_default();
         entry.0 += 1;
         entry.1 += object.size;
@@ -159,9 +167,14 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     }
     outln!(out, "bytes on disk: {} in total", status.bytes_total)?;
     for st in &status.states {
+        let unit = if st.name == LOG_STATE {
+            "record"
+        } else {
+            "generation"
+        };
         outln!(
             out,
-            "  {:<28} {:>14} bytes in {} generation{}",
+            "  {:<28} {:>14} bytes in {} {unit}{}",
             st.name,
             st.bytes,
             st.generations,
