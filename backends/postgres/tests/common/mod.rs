@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
