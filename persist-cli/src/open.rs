@@ -82,6 +82,15 @@ pub fn postgres(url: &str, migrate: Migrate) -> Result<PgBackend, CliError> {
     PgBackend::connect(postgres_config(url)?, migrate).map_err(CliError::Postgres)
 }
 
+/// The off-site copy of `persist demo --off-site URL`: a PostgreSQL database (tables created if
+/// missing) or an S3 bucket and prefix whose backend threads run at `priority`.
+pub fn off_site(url: &str, priority: ThreadPriority) -> Result<Box<dyn Backend>, CliError> {
+    if is_postgres(url) {
+        return Ok(Box::new(postgres(url, Migrate::Apply)?));
+    }
+    Ok(Box::new(s3_at(url, priority)?))
+}
+
 /// The path as an S3 URL, if it is one.
 pub fn s3_url(path: &Path) -> Option<&str> {
     path.to_str().filter(|s| S3Url::is_s3(s))

@@ -194,3 +194,76 @@ fn db_migrations_and_a_store_pushed_to_postgres_listed_verified_and_restored() {
     assert!(refused.stderr.contains("PGPASSWORD"), "{}", refused.stderr);
     assert!(!refused.stderr.contains(&password), "{}", refused.stderr);
 }
+
+/// `persist demo --off-site postgres://…` replicates to the database in the background, and a
+/// run after the disk is lost resumes from it (the recovery log, kept locally, says so).
+#[test]
+fn demo_replicates_to_postgres_and_resumes_from_it_after_the_disk_is_lost() {
+    let Some((admin, password)) = cluster("demo_off_site") else {
+        return;
+    };
+    let url = fresh_database(&admin, &password, "demo_off_site");
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("persist.key");
+    let dir = tmp.path().to_str().unwrap().to_string();
+    let demo = |steps: &str| {
+        let args = [
+            "demo",
+            "--dir",
+            &dir,
+            "--steps",
+            steps,
+            "--save-every",
+            "100",
+            "--off-site",
+            &url,
+        ];
+        persist(&password, &key, &args)
+    };
+    let keygen = Command::new(env!("CARGO_BIN_EXE_persist"))
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
+    let first = demo("400");
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    assert!(
+        first
+            .stdout
+            .contains("off-site at exit: 0 generations pending"),
+        "{}",
+        first.stdout
+    );
+    let listed = persist(&password, &key, &["list", &url, "--json"]);
+    assert_eq!(listed.code, 0, "{}{}", listed.stdout, listed.stderr);
+    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(
+        json["states"][0]["generations"].as_array().unwrap().len(),
+        4
+    );
+
+    // The disk dies: the next run restores from the database and resumes.
+    std::fs::remove_dir_all(tmp.path().join("state")).unwrap();
+    let second = demo("100");
+    assert_eq!(second.code, 0, "{}{}", second.stdout, second.stderr);
+    assert!(
+        second.stdout.contains("restored from off-site"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second.stdout.contains("resuming at step 400"),
+        "{}",
+        second.stdout
+    );
+    let log = persist(&password, &key, &["log", &format!("{dir}/state"), "--json"]);
+    assert_eq!(log.code, 0, "{}{}", log.stdout, log.stderr);
+    assert!(
+        log.stdout.contains("\"restored_from\":\"postgres://"),
+        "{}",
+        log.stdout
+    );
+    for run in [&first, &listed, &second, &log] {
+        assert!(!run.stdout.contains(&password) && !run.stderr.contains(&password));
+    }
+}

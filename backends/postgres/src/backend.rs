@@ -23,6 +23,7 @@
 //! (layout 2): one row per record, its state and outcome as columns, the record as `jsonb`.
 
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use persist_core::recovery_log::{LogEntries, LogRecord, MAX_RECORD_LEN};
 use persist_core::rkyv::util::AlignedVec;
@@ -38,7 +39,11 @@ use crate::layout::{self, LAYOUT_VERSION};
 /// `INV_READ` and `INV_WRITE` of `libpq-fs.h`.
 const INV_READ: i32 = 0x40000;
 const INV_WRITE: i32 = 0x20000;
-/// Bytes fetched per `loread`.
+/// A connection idle this long is checked before use.
+const CHECK_AFTER: Duration = Duration::from_secs(1);
+/// How long that check may take before the connection is replaced.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes fetched per `loread`, and sent per `lowrite`.
 const READ_CHUNK: i32 = 1 << 20;
 
 /// What a connecting backend does with an outdated table layout.
@@ -55,7 +60,8 @@ pub enum Migrate {
 pub struct PgBackend {
     config: PgConfig,
     /// Idle connections; each operation takes one (a new object keeps its own until committed).
-    idle: Mutex<Vec<Client>>,
+    /// Idle connections and when each was last given back.
+    idle: Mutex<Vec<(Client, Instant)>>,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -90,7 +96,7 @@ impl PgBackend {
         }
         Ok(PgBackend {
             config,
-            idle: Mutex::new(vec![client]),
+            idle: Mutex::new(vec![(client, Instant::now())]),
         })
     }
 
@@ -99,6 +105,9 @@ impl PgBackend {
         PgBackend::connect(PgConfig::from_url(url)?, Migrate::Apply)
     }
 
+    /// A connection: an idle one if there is one (checked with a round trip first when it has
+    /// been idle for [`CHECK_AFTER`]: the server may have restarted meanwhile, which the client
+    /// notices only when a statement fails), else a new one.
     fn take(&self) -> Result<Conn<'_>, BackendError> {
         let idle = self
             .idle
@@ -106,7 +115,13 @@ impl PgBackend {
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
         let client = match idle {
-            Some(client) if !client.is_closed() => client,
+            Some((mut client, since)) if !client.is_closed() => {
+                if since.elapsed() < CHECK_AFTER || client.is_valid(CHECK_TIMEOUT).is_ok() {
+                    client
+                } else {
+                    self.config.client().map_err(|e| self.other(e))?
+                }
+            }
             _ => self.config.client().map_err(|e| self.other(e))?,
         };
         Ok(Conn {
@@ -167,14 +182,18 @@ impl PgBackend {
         let mut out = AlignedVec::with_capacity(want);
         while out.len() < want {
             let n = READ_CHUNK.min((want - out.len()) as i32);
-            let chunk: Vec<u8> = tx
-                .query_one("SELECT loread($1, $2)", &[&fd, &n])
-                .map_err(|e| self.sql("read a large object", e))?
-                .get(0);
+            let row = tx
+                .query_typed_one(
+                    "SELECT loread($1, $2)",
+                    &[(&fd, Type::INT4), (&n, Type::INT4)],
+                )
+                .map_err(|e| self.sql("read a large object", e))?;
+            // Borrowed from the row's buffer: copied once, into `out`.
+            let chunk: &[u8] = row.get(0);
             if chunk.is_empty() {
                 break;
             }
-            out.extend_from_slice(&chunk);
+            out.extend_from_slice(chunk);
         }
         tx.commit().map_err(|e| self.sql("end a read", e))?;
         Ok((out, size))
@@ -200,7 +219,7 @@ impl Drop for Conn<'_> {
                 .idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(client);
+                .push((client, Instant::now()));
         }
     }
 }
@@ -246,15 +265,19 @@ impl PgObject<'_> {
         Ok((fd, oid))
     }
 
+    /// Sends `bytes` to the large object, 1 MiB per `lowrite`: the server never holds more of
+    /// a generation than that in one message.
     fn send(&mut self, fd: i32, bytes: &[u8]) -> Result<(), BackendError> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
         let backend = self.conn.backend;
-        self.conn
-            .client()
-            .execute("SELECT lowrite($1, $2)", &[&fd, &bytes])
-            .map_err(|e| backend.sql("write a large object", e))?;
+        for piece in bytes.chunks(READ_CHUNK as usize) {
+            self.conn
+                .client()
+                .execute_typed(
+                    "SELECT lowrite($1, $2)",
+                    &[(&fd, Type::INT4), (&piece, Type::BYTEA)],
+                )
+                .map_err(|e| backend.sql("write a large object", e))?;
+        }
         Ok(())
     }
 

@@ -43,10 +43,11 @@ pub struct Args {
     /// none exists), then commit a snapshot at each save (unchanged members are referenced).
     #[arg(long)]
     schemas: bool,
-    /// Replicate every generation to s3://bucket/prefix in the background (configured from the
-    /// AWS_* environment), print the replication lag after each save, and restore from it when
-    /// the local store has no valid generation.
-    #[arg(long, value_name = "S3_URL")]
+    /// Replicate every generation to s3://bucket/prefix (configured from the AWS_*
+    /// environment) or postgres://user@host:port/database (password from PGPASSWORD; tables
+    /// created if missing) in the background, print the replication lag after each save, and
+    /// restore from it when the local store has no valid generation.
+    #[arg(long, value_name = "URL")]
     off_site: Option<String>,
     /// Start fresh even though generations exist that cannot be loaded (all corrupt, or an
     /// authentic one this build cannot use: another key, a newer release, a failing
@@ -97,7 +98,12 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
     }
     // Two clients of the off-site copy: the store's restore, which the demo waits for, at normal
     // priority; the replicator's uploads, which must never slow the agent, at idle priority.
-    let off_site = args.off_site.as_deref().map(crate::open::s3).transpose()?;
+    let off_site_at = |priority| {
+        let url = args.off_site.as_deref();
+        url.map(|url| crate::open::off_site(url, priority))
+            .transpose()
+    };
+    let off_site = off_site_at(ThreadPriority::Normal)?;
     // Incremental generations for states of 64 KiB and more: the snapshot members that change
     // are written as deltas of their previous generation.
     let deltas = persist_core::DeltaPolicy::default().with_min_payload(64 << 10);
@@ -106,13 +112,9 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
         .with_space_reserve(args.space_reserve)
         .with_deltas(deltas)
         .with_recovery_log(true);
-    config.off_site = off_site.map(|b| Arc::new(b) as Arc<dyn persist_core::Backend>);
+    config.off_site = off_site.map(Arc::from);
     let store = Store::new(Box::new(backend), Keyring::new(key), config);
-    let uploads = args
-        .off_site
-        .as_deref()
-        .map(|url| crate::open::s3_at(url, ThreadPriority::Idle))
-        .transpose()?;
+    let uploads = off_site_at(ThreadPriority::Idle)?;
     let replicator = match uploads {
         Some(remote) => Some(Replicator::start(
             Box::new(FsBackend::open_read_only(&store_path).map_err(|source| {
@@ -121,7 +123,7 @@ pub fn run(args: &Args, key_file: Option<&Path>, out: &mut dyn Write) -> Result<
                     source,
                 }
             })?),
-            Arc::new(remote),
+            Arc::from(remote),
             ReplicatorConfig::default(),
         )),
         None => None,
